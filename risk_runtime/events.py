@@ -1,0 +1,190 @@
+"""The risk-event model and the bronze table's Arrow schema.
+
+This module is the single definition of what a risk event is. The bronze Delta table's
+schema (:data:`BRONZE_SCHEMA`) is declared here, next to the dataclass it stores, and every
+other layer (the spool, the shipper, the pipeline's silver model) derives its columns from it.
+
+Why the extra columns beyond the design guide's:
+
+* ``writer_id`` + ``sequence`` -- every logger instance numbers the events it accepts 1, 2, 3, ...
+  with no gaps, so a lost event is detectable downstream as a hole in a writer's sequence.
+* ``source`` -- the emitting instance (a breaker's name), so several breakers can coexist.
+* ``schema_version`` -- lets the pipeline upcast older rows after the model changes.
+* ``event_date`` -- the UTC day of ``timestamp``; bronze and silver are partitioned by it.
+* ``ingest_errors`` -- values that could not be stored in their typed column are nulled and
+  described here, so a malformed event still lands (and is quarantined by silver with the
+  reason) instead of costing the rest of its batch or vanishing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+import pyarrow as pa
+
+SCHEMA_VERSION: Final = 1
+"""The event schema version this runtime writes."""
+
+
+class Component(StrEnum):
+    """The part of the trading stack that emitted an event."""
+
+    CIRCUIT_BREAKER = "circuit_breaker"
+    TRAILING_STOP = "trailing_stop"
+    PORTFOLIO_LIMITS = "portfolio_limits"
+    EVENT_LOGGER = "event_logger"
+    """The logger itself, reporting events it had to refuse (see ``EVENTS_DROPPED``)."""
+
+
+class RiskEventType(StrEnum):
+    """Every decision a risk component can record."""
+
+    CB_STATE_CHANGE = "circuit_breaker_state_change"
+    CB_FAILURE = "circuit_breaker_failure"
+    CB_SUCCESS = "circuit_breaker_success"
+    CB_MANUAL_RESET = "circuit_breaker_manual_reset"
+
+    TS_ADD = "trailing_stop_add"
+    TS_ACTIVATE = "trailing_stop_activate"
+    TS_UPDATE = "trailing_stop_update"
+    TS_TRIGGER = "trailing_stop_trigger"
+    TS_REMOVE = "trailing_stop_remove"
+
+    PL_CHECK = "portfolio_limit_check"
+    PL_REJECTION = "portfolio_limit_rejection"
+    PL_WARNING = "portfolio_limit_warning"
+
+    EVENTS_DROPPED = "risk_events_dropped"
+    """Emitted by the logger once its sink recovers, counting the events it refused meanwhile."""
+
+    @property
+    def component(self) -> Component:
+        return EVENT_COMPONENT[self]
+
+
+EVENT_COMPONENT: Final[dict[RiskEventType, Component]] = {
+    **{t: Component.CIRCUIT_BREAKER for t in RiskEventType if t.value.startswith("circuit_breaker_")},
+    **{t: Component.TRAILING_STOP for t in RiskEventType if t.value.startswith("trailing_stop_")},
+    **{t: Component.PORTFOLIO_LIMITS for t in RiskEventType if t.value.startswith("portfolio_limit_")},
+    RiskEventType.EVENTS_DROPPED: Component.EVENT_LOGGER,
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+_uuid_bits = random.SystemRandom().getrandbits(64)
+_rng = random.Random(_uuid_bits ^ id(object()))
+
+
+def new_event_id() -> str:
+    """A random (version 4) UUID string, about twice as cheap as ``str(uuid.uuid4())``.
+
+    Events are created on the trading hot path; ``uuid4`` reads ``os.urandom`` on every call.
+    Collisions are not a correctness risk here: silver de-duplicates on ``event_id`` only
+    together with the writer's own ``(writer_id, sequence)`` accounting.
+    """
+    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
+
+
+def _reseed_after_fork() -> None:
+    # A forked child must not replay its parent's random stream (duplicate event ids).
+    _rng.seed(random.SystemRandom().getrandbits(64))
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
+
+
+@dataclass(slots=True)
+class RiskEvent:
+    """One decision of a risk component, as the trading code describes it.
+
+    Only ``event_type`` is required; the component is derived from it when not given. The
+    logger fills ``writer_id`` and ``sequence`` at acceptance; callers leave them alone.
+    """
+
+    event_type: RiskEventType | str
+    component: Component | str | None = None
+    timestamp: datetime = field(default_factory=utc_now)
+    event_id: str = field(default_factory=new_event_id)
+    source: str | None = None
+    execution_id: str | None = None
+    symbol: str | None = None
+    # circuit breaker
+    old_state: str | None = None
+    new_state: str | None = None
+    failure_count: int | None = None
+    # trailing stop
+    entry_premium: float | None = None
+    current_premium: float | None = None
+    highest_premium: float | None = None
+    stop_premium: float | None = None
+    action: str | None = None
+    # portfolio limits
+    limit_type: str | None = None
+    current_value: float | None = None
+    limit_value: float | None = None
+    allowed: bool | None = None
+    rejection_reason: str | None = None
+    # free-form JSON object, as a string
+    metadata: str | None = None
+    schema_version: int = SCHEMA_VERSION
+
+
+EVENT_FIELDS: Final[tuple[str, ...]] = tuple(f.name for f in fields(RiskEvent))
+"""The dataclass's fields, in the order the spool stores them."""
+
+TIMESTAMP: Final = pa.timestamp("us", tz="UTC")
+
+_EVENT_COLUMNS: Final[dict[str, pa.DataType]] = {
+    "event_id": pa.string(),
+    "event_type": pa.string(),
+    "component": pa.string(),
+    "timestamp": TIMESTAMP,
+    "source": pa.string(),
+    "execution_id": pa.string(),
+    "symbol": pa.string(),
+    "old_state": pa.string(),
+    "new_state": pa.string(),
+    "failure_count": pa.int64(),
+    "entry_premium": pa.float64(),
+    "current_premium": pa.float64(),
+    "highest_premium": pa.float64(),
+    "stop_premium": pa.float64(),
+    "action": pa.string(),
+    "limit_type": pa.string(),
+    "current_value": pa.float64(),
+    "limit_value": pa.float64(),
+    "allowed": pa.bool_(),
+    "rejection_reason": pa.string(),
+    "metadata": pa.string(),
+    "schema_version": pa.int32(),
+}
+assert set(_EVENT_COLUMNS) == set(EVENT_FIELDS), "RiskEvent and its Arrow columns must match"
+
+BRONZE_SCHEMA: Final = pa.schema(
+    [
+        *(pa.field(name, _EVENT_COLUMNS[name], nullable=name != "event_type") for name in EVENT_FIELDS),
+        pa.field("writer_id", pa.string(), nullable=False),
+        pa.field("sequence", pa.int64(), nullable=False),
+        pa.field("event_date", pa.date32(), nullable=False),
+        pa.field("ingest_errors", pa.string()),
+        pa.field("ingested_at", TIMESTAMP, nullable=False),
+    ]
+)
+"""The bronze ``risk_events`` table: every event field, plus the logger's accounting columns."""
+
+BRONZE_PARTITION_COLUMNS: Final = ("event_date",)
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for an int or float that is not NaN or infinite (bools are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

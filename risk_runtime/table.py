@@ -1,0 +1,195 @@
+"""Where the lake lives, and the bronze ``risk_events`` Delta table.
+
+Every table lives at ``<lake_root>/<layer>/<name>``. The lake root is a local path today and
+may be an object-store URI (``s3://bucket/lake``) tomorrow; nothing here assumes a file system
+beyond what ``deltalake`` itself abstracts, and ``storage_options`` travel with the root.
+
+Appends to bronze are the one write path that several trading processes share, so this module
+owns the two facts measured on our machines (see the field notes):
+
+* concurrent appends raise ``CommitFailedError`` after delta-rs's own 15 retries: we retry again
+  with jittered exponential back-off;
+* a retried commit whose outcome is unknown may already have landed, and delta-rs does *not*
+  de-duplicate on ``app_transactions``: before every retry we read the table's transaction
+  version for the writer and skip a batch it has already committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
+
+from risk_runtime.events import BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA
+
+log = logging.getLogger(__name__)
+
+LAKE_ROOT_ENV: Final = "RISK_LAKE_ROOT"
+DEFAULT_LAKE_ROOT: Final = "data/lake"
+
+
+def resolve_lake_root(lake_root: str | os.PathLike[str] | None = None) -> str:
+    """The lake root: the argument, else ``$RISK_LAKE_ROOT``, else ``data/lake``.
+
+    Local paths are made absolute (a process that changes directory keeps writing to the same
+    lake); URIs with a scheme (``s3://``, ``az://``, ``file://``) are returned unchanged.
+    """
+    root = os.fspath(lake_root) if lake_root is not None else os.environ.get(LAKE_ROOT_ENV) or DEFAULT_LAKE_ROOT
+    if is_uri(root):
+        return root.rstrip("/")
+    return str(Path(root).expanduser().resolve())
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location
+
+
+def table_uri(lake_root: str, layer: str, name: str) -> str:
+    """``<lake_root>/<layer>/<name>`` for a local root or an object-store URI alike."""
+    return f"{lake_root.rstrip('/')}/{layer}/{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Caller-side retries for Delta commits that lost a race (jittered exponential back-off)."""
+
+    max_attempts: int = 12
+    initial_backoff: float = 0.01
+    max_backoff: float = 1.0
+
+    def delays(self) -> Sequence[float]:
+        return [
+            random.uniform(0, min(self.max_backoff, self.initial_backoff * 2**attempt))
+            for attempt in range(self.max_attempts - 1)
+        ]
+
+
+class RiskEventsTable:
+    """The bronze ``risk_events`` Delta table, created on first use.
+
+    >>> table = RiskEventsTable("/tmp/lake")          # doctest: +SKIP
+    >>> table.append(batch, app_id=writer_id, version=7)  # doctest: +SKIP
+    """
+
+    LAYER: Final = "bronze"
+    NAME: Final = "risk_events"
+
+    def __init__(
+        self,
+        lake_root: str | os.PathLike[str] | None = None,
+        *,
+        storage_options: Mapping[str, str] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.lake_root = resolve_lake_root(lake_root)
+        self.uri = table_uri(self.lake_root, self.LAYER, self.NAME)
+        self.storage_options = dict(storage_options) if storage_options else None
+        self.retry = retry or RetryPolicy()
+        self._table: DeltaTable | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def exists(self) -> bool:
+        return DeltaTable.is_deltatable(self.uri, storage_options=self.storage_options)
+
+    def ensure_exists(self) -> DeltaTable:
+        """Open the table, creating it if needed; safe when several processes race to create it."""
+        if self._table is not None:
+            return self._table
+        for delay in [*self.retry.delays(), None]:
+            try:
+                self._table = DeltaTable(self.uri, storage_options=self.storage_options)
+                return self._table
+            except TableNotFoundError:
+                pass
+            if not is_uri(self.uri):
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+            try:
+                self._table = DeltaTable.create(
+                    self.uri,
+                    BRONZE_SCHEMA,
+                    mode="ignore",
+                    partition_by=list(BRONZE_PARTITION_COLUMNS),
+                    name="risk_events",
+                    description="Bronze: raw risk events as trading processes emitted them.",
+                    storage_options=self.storage_options,
+                )
+                return self._table
+            except (CommitFailedError, DeltaError) as exc:  # lost the creation race
+                if delay is None:
+                    raise
+                log.debug("bronze table creation raced (%s); retrying", exc)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def open(self) -> DeltaTable:
+        """The table, refreshed to its latest version."""
+        table = self.ensure_exists()
+        table.update_incremental()
+        return table
+
+    # ------------------------------------------------------------------ writes
+    def committed_version(self, app_id: str) -> int | None:
+        """The last batch version committed for ``app_id`` (a writer), or None."""
+        return self.open().transaction_version(app_id)
+
+    def append(
+        self,
+        data: pa.Table,
+        *,
+        app_id: str,
+        version: int,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Append ``data`` once per ``(app_id, version)``; True if this call committed it.
+
+        Versions of one ``app_id`` must be committed in increasing order. A batch whose
+        version the table already records is skipped (False), which makes re-sending after a
+        crash or an unknown commit outcome safe. Raises the last error once retries run out;
+        the caller keeps the batch and tries again later.
+        """
+        delays = self.retry.delays()
+        for attempt in range(len(delays) + 1):
+            table = self.open()
+            landed = table.transaction_version(app_id)
+            if landed is not None and landed >= version:
+                return False
+            try:
+                write_deltalake(
+                    table,
+                    data,
+                    mode="append",
+                    partition_by=list(BRONZE_PARTITION_COLUMNS),
+                    schema_mode="merge",
+                    commit_properties=CommitProperties(
+                        app_transactions=[Transaction(app_id, version)],
+                        custom_metadata=dict(metadata or {}),
+                    ),
+                )
+                return True
+            except CommitFailedError as exc:
+                if attempt == len(delays):
+                    raise
+                log.debug("bronze commit %s/%s lost a race (%s); retrying", app_id, version, exc)
+                time.sleep(delays[attempt])
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ reads
+    def read(
+        self,
+        *,
+        filters: list[tuple[str, str, Any]] | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
+        """Rows of bronze as Arrow; ``filters`` use DNF tuples such as ``("source", "=", "orders")``."""
+        if not self.exists():
+            return BRONZE_SCHEMA.empty_table() if columns is None else BRONZE_SCHEMA.empty_table().select(columns)
+        return self.open().to_pyarrow_table(filters=filters, columns=columns)

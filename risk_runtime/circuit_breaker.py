@@ -1,7 +1,7 @@
 """A circuit breaker for order routing whose every decision is a risk event.
 
 Shape (after pybreaker): the breaker owns the counters; each state is a small object that
-knows the transitions out of itself, and the breaker only delegates to the current one. Open →
+knows the transitions out of itself, and the breaker only delegates to the current one. Open ->
 half-open is *lazy*: there are no timers or threads, the first check after the reset timeout
 (reading :attr:`TradingCircuitBreaker.state`, :meth:`~TradingCircuitBreaker.is_trading_allowed`,
 ``record_failure``/``record_success``) moves the breaker, so a breaker costs nothing while idle

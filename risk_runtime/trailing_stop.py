@@ -1,0 +1,365 @@
+"""Trailing stops on long option-premium positions, with every stop decision recorded.
+
+A stop protects profit, not entry: it stays dormant until the premium has gained
+``activation_pct`` over entry, then sits ``trailing_pct`` below the highest premium seen and
+only ever moves up. The first premium at or below the stop triggers it.
+
+Per update of one position (:meth:`TrailingStop.update`):
+
+1. the high-water mark rises to the premium if it is a new high;
+2. dormant and ``premium >= entry * (1 + activation_pct)`` -> activate with
+   ``stop = highest * (1 - trailing_pct)`` (``TS_ACTIVATE``);
+3. active and ``premium <= stop`` -> trigger (``TS_TRIGGER``), the stop stops tracking;
+4. active and a new high lifts ``highest * (1 - trailing_pct)`` above the stop -> ratchet
+   (``TS_UPDATE``). A tick that moves nothing logs nothing: the table records decisions,
+   not prices.
+
+Every ``TS_*`` event carries ``execution_id``, ``symbol``, the entry/current/highest premiums,
+the stop premium (null while dormant) and ``action`` (ADD/ACTIVATE/UPDATE/TRIGGER/REMOVE).
+``TS_ADD`` also carries the stop's parameters as metadata
+(``{"activation_pct": .., "trailing_pct": ..}``), so the table alone explains each stop.
+
+The manager is meant for one asyncio task (the position-monitoring loop); it takes no locks.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Final
+
+from risk_runtime.clock import Clock
+from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.sink import EventSink
+
+__all__ = [
+    "TrailingStop",
+    "TrailingStopAction",
+    "TrailingStopConfig",
+    "TrailingStopManager",
+    "TriggeredStop",
+]
+
+
+class TrailingStopAction(StrEnum):
+    """What a stop did; stored in the event's ``action`` column."""
+
+    ADD = "ADD"
+    ACTIVATE = "ACTIVATE"
+    UPDATE = "UPDATE"
+    TRIGGER = "TRIGGER"
+    REMOVE = "REMOVE"
+
+
+_EVENT_FOR: Final[dict[TrailingStopAction, RiskEventType]] = {
+    TrailingStopAction.ADD: RiskEventType.TS_ADD,
+    TrailingStopAction.ACTIVATE: RiskEventType.TS_ACTIVATE,
+    TrailingStopAction.UPDATE: RiskEventType.TS_UPDATE,
+    TrailingStopAction.TRIGGER: RiskEventType.TS_TRIGGER,
+    TrailingStopAction.REMOVE: RiskEventType.TS_REMOVE,
+}
+
+
+DEFAULT_ACTIVATION_PCT: Final = 0.02
+DEFAULT_TRAILING_PCT: Final = 0.015
+
+
+def _require_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be a fraction strictly between 0 and 1 (0.02 = 2%), got {value!r}")
+    return float(value)
+
+
+def _require_premium(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive, finite premium, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TrailingStopConfig:
+    """Default stop parameters, as fractions: 0.02 activates after a 2% gain over entry.
+
+    With the defaults, entry 100.0 activates at 102.0; an update to 103.0 activates the stop
+    at 103.0 * 0.985 = 101.455.
+    """
+
+    activation_pct: float = DEFAULT_ACTIVATION_PCT
+    trailing_pct: float = DEFAULT_TRAILING_PCT
+
+    def __post_init__(self) -> None:
+        _require_fraction("activation_pct", self.activation_pct)
+        _require_fraction("trailing_pct", self.trailing_pct)
+
+
+@dataclass(frozen=True, slots=True)
+class TriggeredStop:
+    """A stop that fired: the position should be closed near ``exit_premium``."""
+
+    execution_id: str
+    symbol: str | None
+    entry_premium: float
+    highest_premium: float
+    stop_premium: float
+    exit_premium: float
+    triggered_at: datetime
+
+    @property
+    def profit_locked(self) -> float:
+        """Stop minus entry: the profit the stop protected (per unit of premium)."""
+        return self.stop_premium - self.entry_premium
+
+
+class TrailingStop:
+    """The trailing stop of one long premium position (see the module docstring for the rules).
+
+    Created by :class:`TrailingStopManager`, which logs ``TS_ADD``; the stop itself logs
+    ACTIVATE, UPDATE and TRIGGER from :meth:`update`. Once triggered it accepts no more updates.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_keep",
+        "_sink",
+        "_source",
+        "activation_pct",
+        "activation_premium",
+        "current_premium",
+        "entry_premium",
+        "execution_id",
+        "highest_premium",
+        "stop_premium",
+        "symbol",
+        "trailing_pct",
+        "triggered_at",
+    )
+
+    def __init__(
+        self,
+        execution_id: str,
+        entry_premium: float,
+        *,
+        symbol: str | None = None,
+        activation_pct: float = DEFAULT_ACTIVATION_PCT,
+        trailing_pct: float = DEFAULT_TRAILING_PCT,
+        event_logger: EventSink | None = None,
+        clock: Clock = utc_now,
+        source: str = "default",
+    ) -> None:
+        if not isinstance(execution_id, str) or not execution_id:
+            raise ValueError(f"execution_id must be a non-empty string, got {execution_id!r}")
+        self.execution_id = execution_id
+        self.symbol = symbol
+        self.entry_premium = _require_premium("entry_premium", entry_premium)
+        self.activation_pct = _require_fraction("activation_pct", activation_pct)
+        self.trailing_pct = _require_fraction("trailing_pct", trailing_pct)
+        self.activation_premium = self.entry_premium * (1.0 + self.activation_pct)
+        self._keep = 1.0 - self.trailing_pct
+        self.highest_premium = self.entry_premium
+        self.current_premium = self.entry_premium
+        self.stop_premium: float | None = None
+        self.triggered_at: datetime | None = None
+        self._sink = event_logger
+        self._clock = clock
+        self._source = source
+
+    @property
+    def active(self) -> bool:
+        return self.stop_premium is not None
+
+    @property
+    def triggered(self) -> bool:
+        return self.triggered_at is not None
+
+    def update(self, premium: float) -> TrailingStopAction | None:
+        """Apply one premium observation; the action taken (logged), or None if nothing moved."""
+        if self.triggered_at is not None:
+            raise RuntimeError(f"trailing stop {self.execution_id!r} already triggered; it takes no more updates")
+        if isinstance(premium, bool) or not 0.0 < premium < math.inf:  # NaN fails the comparison too
+            raise ValueError(f"premium for {self.execution_id!r} must be positive and finite, got {premium!r}")
+        self.current_premium = premium
+        stop = self.stop_premium
+        if stop is None:
+            if premium > self.highest_premium:
+                self.highest_premium = premium
+            if premium >= self.activation_premium:
+                self.stop_premium = self.highest_premium * self._keep
+                self._log(TrailingStopAction.ACTIVATE)
+                return TrailingStopAction.ACTIVATE
+            return None
+        if premium <= stop:
+            self.triggered_at = self._clock()
+            self._log(TrailingStopAction.TRIGGER, self.triggered_at)
+            return TrailingStopAction.TRIGGER
+        if premium > self.highest_premium:
+            self.highest_premium = premium
+            candidate = premium * self._keep
+            if candidate > stop:
+                self.stop_premium = candidate
+                self._log(TrailingStopAction.UPDATE)
+                return TrailingStopAction.UPDATE
+        return None
+
+    def _log(self, action: TrailingStopAction, now: datetime | None = None, metadata: str | None = None) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        sink.log(
+            RiskEvent(
+                event_type=_EVENT_FOR[action],
+                component=Component.TRAILING_STOP,
+                timestamp=now if now is not None else self._clock(),
+                source=self._source,
+                execution_id=self.execution_id,
+                symbol=self.symbol,
+                entry_premium=self.entry_premium,
+                current_premium=self.current_premium,
+                highest_premium=self.highest_premium,
+                stop_premium=self.stop_premium,
+                action=action.value,
+                metadata=metadata,
+            )
+        )
+
+    def _triggered(self) -> TriggeredStop:
+        assert self.triggered_at is not None and self.stop_premium is not None
+        return TriggeredStop(
+            execution_id=self.execution_id,
+            symbol=self.symbol,
+            entry_premium=self.entry_premium,
+            highest_premium=self.highest_premium,
+            stop_premium=self.stop_premium,
+            exit_premium=self.current_premium,
+            triggered_at=self.triggered_at,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TrailingStop({self.execution_id!r}, symbol={self.symbol!r}, entry={self.entry_premium}, "
+            f"highest={self.highest_premium}, stop={self.stop_premium})"
+        )
+
+
+class TrailingStopManager:
+    """The trailing stops of every open position, keyed by execution id.
+
+    >>> manager = TrailingStopManager()
+    >>> _ = manager.add_trailing_stop("abc123", entry_premium=100.0)
+    >>> manager.update("abc123", 103.0) is None   # activates; nothing triggered
+    True
+
+    A triggered stop is returned (as a :class:`TriggeredStop`) and forgotten: the position is
+    being closed, and the monitoring loop should not keep feeding it prices.
+    """
+
+    def __init__(
+        self,
+        config: TrailingStopConfig | None = None,
+        event_logger: EventSink | None = None,
+        *,
+        clock: Clock = utc_now,
+        name: str = "default",
+    ) -> None:
+        self.config = config if config is not None else TrailingStopConfig()
+        self.event_logger = event_logger
+        self.clock = clock
+        self.name = name
+        self._stops: dict[str, TrailingStop] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    def add_trailing_stop(
+        self,
+        execution_id: str,
+        entry_premium: float,
+        *,
+        symbol: str | None = None,
+        activation_pct: float | None = None,
+        trailing_pct: float | None = None,
+    ) -> TrailingStop:
+        """Start tracking a new position (``TS_ADD``); per-stop pcts override the config."""
+        if execution_id in self._stops:
+            raise ValueError(f"a trailing stop for execution_id {execution_id!r} already exists")
+        activation = self.config.activation_pct if activation_pct is None else activation_pct
+        trailing = self.config.trailing_pct if trailing_pct is None else trailing_pct
+        stop = TrailingStop(
+            execution_id,
+            entry_premium,
+            symbol=symbol,
+            activation_pct=activation,
+            trailing_pct=trailing,
+            event_logger=self.event_logger,
+            clock=self.clock,
+            source=self.name,
+        )
+        self._stops[execution_id] = stop
+        stop._log(
+            TrailingStopAction.ADD,
+            metadata=json.dumps({"activation_pct": stop.activation_pct, "trailing_pct": stop.trailing_pct})
+            if self.event_logger is not None
+            else None,
+        )
+        return stop
+
+    def remove_stop(self, execution_id: str) -> TrailingStop:
+        """Stop tracking a position closed for another reason (``TS_REMOVE``); returns the stop."""
+        stop = self._stops.pop(execution_id, None)
+        if stop is None:
+            raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
+        stop._log(TrailingStopAction.REMOVE)
+        return stop
+
+    # ------------------------------------------------------------------ prices
+    def update(self, execution_id: str, premium: float) -> TriggeredStop | None:
+        """Feed one premium to one stop; the :class:`TriggeredStop` if it fired, else None."""
+        stop = self._stops.get(execution_id)
+        if stop is None:
+            raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
+        if stop.update(premium) is TrailingStopAction.TRIGGER:
+            del self._stops[execution_id]
+            return stop._triggered()
+        return None
+
+    def update_many(self, premiums: Mapping[str, float]) -> list[TriggeredStop]:
+        """Feed a batch of premiums; the stops that fired, in the mapping's order.
+
+        The whole batch is validated first (every id known, every premium positive and
+        finite), so a bad entry changes no stop and logs nothing.
+        """
+        for execution_id, premium in premiums.items():
+            if execution_id not in self._stops:
+                raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
+            if isinstance(premium, bool) or not isinstance(premium, int | float) or not 0.0 < premium < math.inf:
+                raise ValueError(f"premium for {execution_id!r} must be positive and finite, got {premium!r}")
+        triggered: list[TriggeredStop] = []
+        for execution_id, premium in premiums.items():
+            fired = self.update(execution_id, premium)
+            if fired is not None:
+                triggered.append(fired)
+        return triggered
+
+    async def update_stops(self, premiums: Mapping[str, float]) -> list[TriggeredStop]:
+        """Async form of :meth:`update_many`, for the monitoring workflow's event loop."""
+        return self.update_many(premiums)
+
+    # ------------------------------------------------------------------ inspection
+    def get(self, execution_id: str) -> TrailingStop | None:
+        return self._stops.get(execution_id)
+
+    def __getitem__(self, execution_id: str) -> TrailingStop:
+        try:
+            return self._stops[execution_id]
+        except KeyError:
+            raise KeyError(f"no trailing stop for execution_id {execution_id!r}") from None
+
+    def __contains__(self, execution_id: object) -> bool:
+        return execution_id in self._stops
+
+    def __len__(self) -> int:
+        return len(self._stops)
+
+    def __iter__(self) -> Iterator[TrailingStop]:
+        return iter(list(self._stops.values()))

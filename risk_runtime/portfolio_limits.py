@@ -1,0 +1,331 @@
+"""Pre-trade portfolio limits, with every check and its verdict recorded.
+
+An entry is judged on the portfolio *as it would be* after the trade (the projected
+portfolio): a trade that would take a limit over is refused before it exists, rather than
+noticed afterwards. Three limits, checked in this order -- the first one breached is the one
+reported, and produces the single ``PL_REJECTION`` event:
+
+1. ``portfolio_delta``: ``|portfolio delta + delta * quantity|`` must not exceed ``max_portfolio_delta``;
+2. ``symbol_delta``: ``|symbol delta + delta * quantity|`` must not exceed ``max_symbol_delta``;
+3. ``open_positions``: ``open positions + 1`` must not exceed ``max_open_positions``.
+
+A value equal to its limit is allowed. An allowed entry logs one ``PL_CHECK`` describing the
+most-utilised limit (the one closest to binding; the first in the order above on a tie).
+In both events ``current_value`` is the projected quantity the limit bounds (an absolute delta,
+or a count) and ``limit_value`` the limit, so ``current_value / limit_value`` is the utilisation.
+
+:meth:`PortfolioLimitsChecker.check_portfolio_health` looks at the *current* portfolio and logs a
+``PL_WARNING`` for each limit whose utilisation reaches ``warning_utilization`` (80% by default):
+the portfolio delta, each symbol's delta, and the open-position count.
+
+Deltas are in whatever unit the desk uses for its limits (here: option delta per contract);
+the checker multiplies by ``quantity`` and never by a contract multiplier.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from risk_runtime.clock import Clock
+from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.sink import EventSink
+
+__all__ = [
+    "InMemoryRiskCalculator",
+    "LimitType",
+    "LimitWarning",
+    "PortfolioLimits",
+    "PortfolioLimitsChecker",
+    "RiskCalculator",
+]
+
+
+class LimitType(StrEnum):
+    """The limits, in the order an entry is checked against them (stored in ``limit_type``)."""
+
+    PORTFOLIO_DELTA = "portfolio_delta"
+    SYMBOL_DELTA = "symbol_delta"
+    OPEN_POSITIONS = "open_positions"
+
+
+@runtime_checkable
+class RiskCalculator(Protocol):
+    """What the checker needs to know about the book it guards (signed deltas, a count)."""
+
+    def portfolio_delta(self) -> float: ...
+
+    def symbol_delta(self, symbol: str) -> float: ...
+
+    def symbol_deltas(self) -> Mapping[str, float]: ...
+
+    def open_positions(self) -> int: ...
+
+
+def _require_finite(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _require_count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+class InMemoryRiskCalculator:
+    """Open positions held in memory: deltas summed per symbol as positions come and go.
+
+    A position's delta is ``delta * quantity`` (signed: negative for puts or shorts).
+    """
+
+    def __init__(self) -> None:
+        self._positions: dict[str, tuple[str, float]] = {}
+        self._by_symbol: dict[str, float] = {}
+        self._count_by_symbol: dict[str, int] = {}
+
+    def add_position(self, position_id: str, symbol: str, delta: float, quantity: int = 1) -> None:
+        if position_id in self._positions:
+            raise ValueError(f"position {position_id!r} is already open")
+        position_delta = _require_finite("delta", delta) * _require_count("quantity", quantity)
+        self._positions[position_id] = (symbol, position_delta)
+        self._by_symbol[symbol] = self._by_symbol.get(symbol, 0.0) + position_delta
+        self._count_by_symbol[symbol] = self._count_by_symbol.get(symbol, 0) + 1
+
+    def update_delta(self, position_id: str, delta: float, quantity: int = 1) -> None:
+        """Re-mark a position's delta (it moves with the underlying)."""
+        symbol, old = self._position(position_id)
+        new = _require_finite("delta", delta) * _require_count("quantity", quantity)
+        self._positions[position_id] = (symbol, new)
+        self._by_symbol[symbol] += new - old
+
+    def remove_position(self, position_id: str) -> None:
+        symbol, position_delta = self._position(position_id)
+        del self._positions[position_id]
+        remaining = self._count_by_symbol[symbol] - 1
+        if remaining:
+            self._count_by_symbol[symbol] = remaining
+            self._by_symbol[symbol] -= position_delta
+        else:  # forget the symbol, and with it any floating-point residue
+            del self._count_by_symbol[symbol]
+            del self._by_symbol[symbol]
+
+    def _position(self, position_id: str) -> tuple[str, float]:
+        try:
+            return self._positions[position_id]
+        except KeyError:
+            raise KeyError(f"no open position {position_id!r}") from None
+
+    # RiskCalculator
+    def portfolio_delta(self) -> float:
+        return math.fsum(self._by_symbol.values())
+
+    def symbol_delta(self, symbol: str) -> float:
+        return self._by_symbol.get(symbol, 0.0)
+
+    def symbol_deltas(self) -> Mapping[str, float]:
+        return dict(self._by_symbol)
+
+    def open_positions(self) -> int:
+        return len(self._positions)
+
+    def __contains__(self, position_id: object) -> bool:
+        return position_id in self._positions
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioLimits:
+    """The book's limits. Deltas are absolute bounds (a long and a short book are alike)."""
+
+    max_portfolio_delta: float = 50.0
+    max_symbol_delta: float = 20.0
+    max_open_positions: int = 10
+    warning_utilization: float = 0.8
+
+    def __post_init__(self) -> None:
+        for name in ("max_portfolio_delta", "max_symbol_delta"):
+            value = getattr(self, name)
+            if _require_finite(name, value) <= 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        _require_count("max_open_positions", self.max_open_positions)
+        w = self.warning_utilization
+        if isinstance(w, bool) or not isinstance(w, int | float) or not 0.0 < w < 1.0:
+            raise ValueError(f"warning_utilization must be a fraction strictly between 0 and 1, got {w!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitWarning:
+    """A limit whose utilisation reached the warning threshold (``symbol`` for symbol_delta)."""
+
+    limit_type: LimitType
+    symbol: str | None
+    current_value: float
+    limit_value: float
+
+    @property
+    def utilization(self) -> float:
+        return self.current_value / self.limit_value
+
+
+class PortfolioLimitsChecker:
+    """Decides whether a new position fits the book's limits, and logs the decision.
+
+    ``name`` (the book or desk) is every event's ``source``.
+    """
+
+    def __init__(
+        self,
+        risk_calculator: RiskCalculator,
+        limits: PortfolioLimits | None = None,
+        event_logger: EventSink | None = None,
+        *,
+        clock: Clock = utc_now,
+        name: str = "default",
+    ) -> None:
+        self.risk_calculator = risk_calculator
+        self.limits = limits if limits is not None else PortfolioLimits()
+        self.event_logger = event_logger
+        self.clock = clock
+        self.name = name
+
+    def check_entry(
+        self,
+        symbol: str,
+        delta: float,
+        *,
+        quantity: int = 1,
+        execution_id: str | None = None,
+    ) -> tuple[bool, str | None]:
+        """``(True, None)`` if the entry fits every limit, else ``(False, reason)``; logs either way."""
+        if not isinstance(symbol, str) or not symbol:
+            raise ValueError(f"symbol must be a non-empty string, got {symbol!r}")
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
+            raise ValueError(f"delta for {symbol} must be a finite number, got {delta!r}")
+        _require_count("quantity", quantity)
+        calc = self.risk_calculator
+        limits = self.limits
+        added = delta * quantity
+        projected_portfolio = calc.portfolio_delta() + added
+        projected_symbol = calc.symbol_delta(symbol) + added
+        projected_open = calc.open_positions() + 1
+        measures = (
+            (LimitType.PORTFOLIO_DELTA, abs(projected_portfolio), limits.max_portfolio_delta),
+            (LimitType.SYMBOL_DELTA, abs(projected_symbol), limits.max_symbol_delta),
+            (LimitType.OPEN_POSITIONS, float(projected_open), float(limits.max_open_positions)),
+        )
+        for limit_type, value, limit in measures:
+            if value > limit:
+                reason = _rejection_reason(limit_type, symbol, value, limit)
+                self._log(
+                    RiskEventType.PL_REJECTION,
+                    limit_type,
+                    symbol,
+                    execution_id,
+                    value,
+                    limit,
+                    allowed=False,
+                    reason=reason,
+                    metadata=json.dumps(
+                        {
+                            "delta": delta,
+                            "quantity": quantity,
+                            "projected_portfolio_delta": projected_portfolio,
+                            "projected_symbol_delta": projected_symbol,
+                            "projected_open_positions": projected_open,
+                        }
+                    )
+                    if self.event_logger is not None
+                    else None,
+                )
+                return False, reason
+        binding = max(measures, key=lambda m: m[1] / m[2])  # max() keeps the first on ties
+        self._log(RiskEventType.PL_CHECK, binding[0], symbol, execution_id, binding[1], binding[2], allowed=True)
+        return True, None
+
+    async def check_entry_allowed(
+        self,
+        symbol: str,
+        delta: float,
+        *,
+        quantity: int = 1,
+        execution_id: str | None = None,
+    ) -> tuple[bool, str | None]:
+        """Async form of :meth:`check_entry` (same rules, same events), for the entry workflow."""
+        return self.check_entry(symbol, delta, quantity=quantity, execution_id=execution_id)
+
+    def check_portfolio_health(self) -> list[LimitWarning]:
+        """Warnings for every limit at or above ``warning_utilization``; each logged as PL_WARNING."""
+        calc = self.risk_calculator
+        limits = self.limits
+        candidates: list[LimitWarning] = [
+            LimitWarning(LimitType.PORTFOLIO_DELTA, None, abs(calc.portfolio_delta()), limits.max_portfolio_delta)
+        ]
+        candidates.extend(
+            LimitWarning(LimitType.SYMBOL_DELTA, symbol, abs(value), limits.max_symbol_delta)
+            for symbol, value in calc.symbol_deltas().items()
+        )
+        candidates.append(
+            LimitWarning(
+                LimitType.OPEN_POSITIONS, None, float(calc.open_positions()), float(limits.max_open_positions)
+            )
+        )
+        warnings = [w for w in candidates if w.utilization >= limits.warning_utilization]
+        metadata = json.dumps({"threshold": limits.warning_utilization}) if self.event_logger is not None else None
+        for w in warnings:
+            self._log(
+                RiskEventType.PL_WARNING,
+                w.limit_type,
+                w.symbol,
+                None,
+                w.current_value,
+                w.limit_value,
+                metadata=metadata,
+            )
+        return warnings
+
+    def _log(
+        self,
+        event_type: RiskEventType,
+        limit_type: LimitType,
+        symbol: str | None,
+        execution_id: str | None,
+        current_value: float,
+        limit_value: float,
+        *,
+        allowed: bool | None = None,
+        reason: str | None = None,
+        metadata: str | None = None,
+    ) -> None:
+        sink = self.event_logger
+        if sink is None:
+            return
+        sink.log(
+            RiskEvent(
+                event_type=event_type,
+                component=Component.PORTFOLIO_LIMITS,
+                timestamp=self.clock(),
+                source=self.name,
+                execution_id=execution_id,
+                symbol=symbol,
+                limit_type=limit_type.value,
+                current_value=current_value,
+                limit_value=limit_value,
+                allowed=allowed,
+                rejection_reason=reason,
+                metadata=metadata,
+            )
+        )
+
+
+def _rejection_reason(limit_type: LimitType, symbol: str, value: float, limit: float) -> str:
+    """A sentence for the blotter and the post-mortem: which limit, for what, by how much."""
+    if limit_type is LimitType.OPEN_POSITIONS:
+        return f"open_positions: entering {symbol} would make {value:.0f} open positions, over the limit of {limit:.0f}"
+    if limit_type is LimitType.SYMBOL_DELTA:
+        return f"symbol_delta: projected |delta| of {symbol} would be {value:.2f}, over the limit of {limit:.2f}"
+    return f"portfolio_delta: entering {symbol} would make |portfolio delta| {value:.2f}, over the limit of {limit:.2f}"

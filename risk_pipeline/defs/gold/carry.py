@@ -1,0 +1,120 @@
+"""What every gold builder shares: its result, the silver input, and the carried state between days.
+
+Gold is built one UTC day at a time from that day's silver rows plus a *small carried state*: the
+facts from before the day that the day's rows need (a breaker's last state, the stops still open).
+Reading all history instead would make one new day cost more as the lake grows; reading one silver
+partition and one state partition keeps it flat.
+
+The state lives in its own Delta table, partitioned by ``event_date`` = the day the state is
+"as of the end of". Day D reads the latest state partition strictly before D (found from the Delta
+log's partition listing, no data scan) and writes state(D). Consequences:
+
+* re-running day D is idempotent: it reads the same state(< D) and replaces gold(D) and state(D);
+* re-running an older day C < D rewrites state(C), so days after C are stale until they are re-run
+  in order (the orchestration layer expresses that with a dependency on the previous partition);
+* a day with no state partition before it starts from empty state; a hole (day D-1 never built)
+  makes D start from an older state -- :attr:`GoldResult.carried_from` reports which one was used.
+
+An empty state must still leave a partition behind, or the next day would silently fall back to an
+older, non-empty one. So every state partition carries one *marker* row (``_marker = true``, every
+other column null) that readers drop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, Final
+
+import polars as pl
+import pyarrow as pa
+
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_runtime.events import BRONZE_SCHEMA
+
+SILVER: Final = TableRef("silver", "risk_events")
+"""The validated, de-duplicated event table every gold table reads."""
+
+SILVER_SCHEMA: Final = pa.schema([f for f in BRONZE_SCHEMA if f.name != "ingest_errors"])
+
+ORDER_COLUMNS: Final = ("timestamp", "writer_id", "sequence")
+"""Total order of events: time, then the writer's own numbering breaks ties deterministically."""
+
+MARKER: Final = "_marker"
+ONE_DAY: Final = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class GoldResult:
+    """What a ``build_days`` call wrote: rows per day (every day of the range, zeros included)."""
+
+    table: TableRef
+    per_day: dict[date, int] = field(default_factory=dict)
+    carried_from: date | None = None
+    """The state partition the first day of the range started from (None: empty state)."""
+    state_rows: dict[date, int] = field(default_factory=dict)
+    """Carried-state rows written per day (markers excluded); empty for stateless tables."""
+
+    @property
+    def rows_written(self) -> int:
+        return sum(self.per_day.values())
+
+
+def days_in(start: date, end: date) -> list[date]:
+    """The days of ``[start, end)`` in order; a reversed range is a caller error, not an empty run."""
+    if end < start:
+        raise ValueError(f"end {end} is before start {start}")
+    return [start + timedelta(days=i) for i in range((end - start).days)]
+
+
+def read_silver_day(lake: Lake, day: date, event_types: list[str], columns: list[str]) -> pl.DataFrame:
+    """Silver rows of one day and the given event types, in event order (one partition read)."""
+    wanted = list(dict.fromkeys([*columns, "event_type", *ORDER_COLUMNS]))
+    frame = lake.read_days(SILVER, day, day + ONE_DAY, columns=wanted, schema=SILVER_SCHEMA)
+    return frame.filter(pl.col("event_type").is_in(event_types)).sort(list(ORDER_COLUMNS))
+
+
+def state_schema(fields: list[pa.Field]) -> pa.Schema:
+    """A state table's schema: its own columns, the marker, and the as-of day partition column."""
+    return pa.schema([*fields, pa.field(MARKER, pa.bool_(), nullable=False), pa.field(DAY_COLUMN, pa.date32())])
+
+
+def read_state_before(lake: Lake, ref: TableRef, day: date, schema: pa.Schema) -> tuple[pl.DataFrame, date | None]:
+    """The latest state partition strictly before ``day`` (markers and bookkeeping columns dropped)."""
+    earlier = [d for d in lake.days_present(ref) if d < day]
+    columns = [f.name for f in schema if f.name not in (MARKER, DAY_COLUMN)]
+    if not earlier:
+        return pl.from_arrow(schema.empty_table().select(columns)), None  # type: ignore[return-value]
+    as_of = earlier[-1]
+    frame = lake.read_days(ref, as_of, as_of + ONE_DAY, schema=schema)
+    return frame.filter(~pl.col(MARKER)).select(columns), as_of
+
+
+def write_state(
+    lake: Lake,
+    ref: TableRef,
+    rows: pl.DataFrame,
+    day: date,
+    schema: pa.Schema,
+    metadata: Mapping[str, Any] | None = None,
+) -> int:
+    """Replace state(``day``) with ``rows`` plus the marker row; returns the state rows (no marker)."""
+    body = rows.with_columns(pl.lit(False).alias(MARKER), pl.lit(day).alias(DAY_COLUMN))
+    marker = pl.DataFrame({MARKER: [True], DAY_COLUMN: [day]})
+    frame = pl.concat([body, marker], how="diagonal_relaxed")
+    lake.replace_days(ref, frame, day, day + ONE_DAY, schema=schema, metadata=metadata)
+    return rows.height
+
+
+def commit_metadata(day: date, run_id: str | None) -> dict[str, str]:
+    """Commit info that lets a table's history say which run wrote which day."""
+    meta = {"day": day.isoformat()}
+    if run_id is not None:
+        meta["run_id"] = run_id
+    return meta
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal for a Delta predicate (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"

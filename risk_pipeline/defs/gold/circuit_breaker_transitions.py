@@ -1,0 +1,138 @@
+"""``gold/circuit_breaker_transitions``: every breaker state change, timed and checked for legality.
+
+One row per ``circuit_breaker_state_change`` event, partitioned by ``event_date``. For each breaker
+(``source``) the transitions are ordered by ``(timestamp, writer_id, sequence)`` and each row gets:
+
+* ``seconds_in_old_state`` -- time since the same breaker's previous transition, looking back across
+  days through the carried state (null for a breaker's first transition ever seen);
+* ``prev_new_state`` -- the state the breaker was last seen entering (null for its first);
+* ``is_valid`` -- the transition is legal (CLOSED->OPEN, OPEN->HALF_OPEN, HALF_OPEN->CLOSED,
+  HALF_OPEN->OPEN, or a manual reset OPEN->CLOSED) *and* continues from ``prev_new_state``. A
+  breaker's first transition is valid if legal. An invalid row is kept, not dropped: it is the
+  evidence of a lost event or a breaker bug that a post-mortem is looking for.
+
+Carried state (``gold/_circuit_breaker_state``): one row per breaker ever seen -- its last
+``new_state`` and the time it entered it. Breakers are few and long-lived, so it is never pruned.
+See :mod:`risk_pipeline.defs.gold.carry` for how the state chains days and what re-running an older
+day implies (later days stale until re-run in order).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+
+import polars as pl
+import pyarrow as pa
+
+from risk_pipeline.defs.gold.carry import (
+    ONE_DAY,
+    ORDER_COLUMNS,
+    GoldResult,
+    commit_metadata,
+    days_in,
+    read_silver_day,
+    read_state_before,
+    state_schema,
+    write_state,
+)
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_runtime.events import TIMESTAMP, RiskEventType
+
+CIRCUIT_BREAKER_TRANSITIONS: Final = TableRef("gold", "circuit_breaker_transitions")
+CIRCUIT_BREAKER_STATE: Final = TableRef("gold", "_circuit_breaker_state")
+
+SCHEMA: Final = pa.schema(
+    [
+        pa.field("event_id", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("timestamp", TIMESTAMP),
+        pa.field("old_state", pa.string()),
+        pa.field("new_state", pa.string()),
+        pa.field("failure_count", pa.int64()),
+        pa.field("prev_new_state", pa.string()),
+        pa.field("seconds_in_old_state", pa.float64()),
+        pa.field("is_valid", pa.bool_(), nullable=False),
+        pa.field(DAY_COLUMN, pa.date32(), nullable=False),
+    ]
+)
+"""The transitions table (``event_date`` is the UTC day of ``timestamp``, the partition)."""
+
+STATE_SCHEMA: Final = state_schema(
+    [
+        pa.field("source", pa.string()),
+        pa.field("last_state", pa.string()),
+        pa.field("last_transition_at", TIMESTAMP),
+    ]
+)
+"""Per breaker, as of the end of ``event_date``: the state it is in and since when."""
+
+LEGAL_TRANSITIONS: Final = frozenset(
+    {
+        ("CLOSED", "OPEN"),
+        ("OPEN", "HALF_OPEN"),
+        ("HALF_OPEN", "CLOSED"),
+        ("HALF_OPEN", "OPEN"),
+        ("OPEN", "CLOSED"),  # manual reset (HALF_OPEN -> CLOSED by reset is already legal)
+    }
+)
+
+_EVENT_COLUMNS: Final = ["event_id", "source", "timestamp", "old_state", "new_state", "failure_count", DAY_COLUMN]
+
+
+def transitions_for_day(events: pl.DataFrame, state: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The day's transition rows and the state after them; pure (no I/O), for tests and reuse.
+
+    ``events`` are the day's state-change events (any order; sorted here), ``state`` the carried
+    ``source, last_state, last_transition_at`` rows from before the day.
+    """
+    ordered = events.sort(["source", *ORDER_COLUMNS], nulls_last=True)
+    legal = pl.concat_str([pl.col("old_state"), pl.col("new_state")], separator="->").is_in(
+        [f"{a}->{b}" for a, b in sorted(LEGAL_TRANSITIONS)]
+    )
+    rows = (
+        ordered.join(state, on="source", how="left", nulls_equal=True)
+        .with_columns(
+            pl.col("new_state").shift(1).over("source").fill_null(pl.col("last_state")).alias("prev_new_state"),
+            pl.col("timestamp").shift(1).over("source").fill_null(pl.col("last_transition_at")).alias("_prev_at"),
+        )
+        .with_columns(
+            ((pl.col("timestamp") - pl.col("_prev_at")).dt.total_microseconds() / 1_000_000).alias(
+                "seconds_in_old_state"
+            ),
+            (
+                legal.fill_null(False)
+                & (pl.col("prev_new_state").is_null() | (pl.col("prev_new_state") == pl.col("old_state")))
+            )
+            .fill_null(False)
+            .alias("is_valid"),
+        )
+        .sort([*ORDER_COLUMNS, "source"], nulls_last=True)
+        .select([f.name for f in SCHEMA])
+    )
+    last_today = ordered.group_by("source", maintain_order=True).agg(
+        pl.col("new_state").last().alias("last_state"), pl.col("timestamp").last().alias("last_transition_at")
+    )
+    new_state = pl.concat(
+        [state.join(last_today, on="source", how="anti", nulls_equal=True), last_today], how="vertical_relaxed"
+    ).sort("source", nulls_last=True)
+    return rows, new_state
+
+
+def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None) -> GoldResult:
+    """Materialise the days ``[start, end)`` in order; each day replaces exactly its partition."""
+    per_day: dict[date, int] = {}
+    state_rows: dict[date, int] = {}
+    carried_from: date | None = None
+    state: pl.DataFrame | None = None
+    for day in days_in(start, end):
+        if state is None:
+            state, carried_from = read_state_before(lake, CIRCUIT_BREAKER_STATE, day, STATE_SCHEMA)
+        events = read_silver_day(lake, day, [RiskEventType.CB_STATE_CHANGE.value], _EVENT_COLUMNS)
+        rows, state = transitions_for_day(events, state)
+        meta = commit_metadata(day, run_id)
+        per_day[day] = lake.replace_days(
+            CIRCUIT_BREAKER_TRANSITIONS, rows, day, day + ONE_DAY, schema=SCHEMA, metadata=meta
+        )
+        state_rows[day] = write_state(lake, CIRCUIT_BREAKER_STATE, state, day, STATE_SCHEMA, meta)
+    return GoldResult(CIRCUIT_BREAKER_TRANSITIONS, per_day, carried_from, state_rows)

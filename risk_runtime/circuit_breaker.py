@@ -190,9 +190,7 @@ class _HalfOpen(_BreakerState):
     def on_success(self, now: datetime) -> None:
         b = self._breaker
         b._half_open_successes += 1
-        b._emit(
-            RiskEventType.CB_SUCCESS, now, metadata=json.dumps({"half_open_successes": b._half_open_successes})
-        )
+        b._emit(RiskEventType.CB_SUCCESS, now, metadata=json.dumps({"half_open_successes": b._half_open_successes}))
         if b._half_open_successes >= b.config.half_open_success_threshold:
             b._transition(CircuitBreakerState.CLOSED, now)
 

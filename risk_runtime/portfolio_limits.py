@@ -270,9 +270,7 @@ class PortfolioLimitsChecker:
             for symbol, value in calc.symbol_deltas().items()
         )
         candidates.append(
-            LimitWarning(
-                LimitType.OPEN_POSITIONS, None, float(calc.open_positions()), float(limits.max_open_positions)
-            )
+            LimitWarning(LimitType.OPEN_POSITIONS, None, float(calc.open_positions()), float(limits.max_open_positions))
         )
         warnings = [w for w in candidates if w.utilization >= limits.warning_utilization]
         metadata = json.dumps({"threshold": limits.warning_utilization}) if self.event_logger is not None else None

@@ -241,7 +241,7 @@ def test_save_state_waits_for_the_logger_and_reports_durability() -> None:
 
 # --------------------------------------------------------------------------- restore from bronze
 def test_load_state_keeps_an_open_breaker_open_until_its_original_timeout(tmp_path: Path) -> None:
-    cb, sink, clock = make(threshold=3, timeout=300)
+    cb, sink, _ = make(threshold=3, timeout=300)
     for _ in range(3):
         cb.record_failure()
     write_bronze(tmp_path, sink.events)
@@ -249,9 +249,7 @@ def test_load_state_keeps_an_open_breaker_open_until_its_original_timeout(tmp_pa
     # The process restarts 200 s later.
     restarted_clock = ManualClock(T0 + timedelta(seconds=200))
     restored_sink = MemorySink()
-    restored = TradingCircuitBreaker(
-        cb.config, restored_sink, name="orders", clock=restarted_clock
-    )
+    restored = TradingCircuitBreaker(cb.config, restored_sink, name="orders", clock=restarted_clock)
     snap = restored.load_state(tmp_path)
     assert snap == BreakerSnapshot("orders", OPEN, 3, T0, 0, durable=True)
     assert restored_sink.events == []  # restoring is not a decision

@@ -1,0 +1,33 @@
+"""Dagster metadata built from the Arrow schemas the tables are declared with.
+
+Each table's schema is declared once, as a ``pyarrow.Schema`` next to the code that produces the
+table; the catalog's column view is derived from it here rather than restated, so the UI can never
+drift from what is actually written.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+import pyarrow as pa
+
+_DESCRIPTION_KEY = b"description"
+
+
+def column_schema(schema: pa.Schema) -> dg.TableSchema:
+    """The ``dagster/column_schema`` of a table with Arrow ``schema``.
+
+    Types are Arrow's own names (``string``, ``timestamp[us, tz=UTC]``, ``date32[day]``) because
+    those are what readers of the Delta table get back; non-nullable fields carry that constraint,
+    and a field's ``description`` metadata (if any) becomes the column description.
+    """
+    return dg.TableSchema(columns=[_column(field) for field in schema])
+
+
+def _column(field: pa.Field) -> dg.TableColumn:
+    description = (field.metadata or {}).get(_DESCRIPTION_KEY)
+    return dg.TableColumn(
+        name=field.name,
+        type=str(field.type),
+        description=description.decode() if description else None,
+        constraints=None if field.nullable else dg.TableColumnConstraints(nullable=False),
+    )

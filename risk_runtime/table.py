@@ -145,23 +145,32 @@ class RiskEventsTable:
         self,
         data: pa.Table,
         *,
-        app_id: str,
-        version: int,
+        app_id: str | None = None,
+        version: int | None = None,
+        transactions: Mapping[str, int] | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Append ``data`` once per ``(app_id, version)``; True if this call committed it.
+        """Append ``data`` once per writer batch; True if this call committed it.
 
-        Versions of one ``app_id`` must be committed in increasing order. A batch whose
-        version the table already records is skipped (False), which makes re-sending after a
-        crash or an unknown commit outcome safe. Raises the last error once retries run out;
-        the caller keeps the batch and tries again later.
+        Name the batch either as ``app_id`` + ``version`` or as ``transactions`` (several
+        writers' batches coalesced into one commit). Versions of one ``app_id`` must be committed
+        in increasing order. A batch whose versions the table already records is skipped
+        (False), which makes re-sending after a crash or an unknown commit outcome safe. Raises
+        the last error once retries run out; the caller keeps the batch and tries again later.
         """
+        txns = dict(transactions or {})
+        if app_id is not None and version is not None:
+            txns[app_id] = version
+        if not txns:
+            raise ValueError("append needs app_id and version, or transactions, to stay idempotent")
         delays = self.retry.delays()
         for attempt in range(len(delays) + 1):
             table = self.open()
-            landed = table.transaction_version(app_id)
-            if landed is not None and landed >= version:
+            landed = {a: v for a, v in txns.items() if (table.transaction_version(a) or 0) >= v}
+            if len(landed) == len(txns):
                 return False
+            if landed:  # one commit carries all of them: part of it cannot have landed alone
+                raise RuntimeError(f"bronze already holds part of this commit ({sorted(landed)}); re-split it")
             try:
                 write_deltalake(
                     table,
@@ -170,15 +179,15 @@ class RiskEventsTable:
                     partition_by=list(BRONZE_PARTITION_COLUMNS),
                     schema_mode="merge",
                     commit_properties=CommitProperties(
-                        app_transactions=[Transaction(app_id, version)],
-                        custom_metadata=dict(metadata or {}),
+                        app_transactions=[Transaction(a, v) for a, v in txns.items()],
+                        custom_metadata={k: str(v) for k, v in (metadata or {}).items()},
                     ),
                 )
                 return True
             except CommitFailedError as exc:
                 if attempt == len(delays):
                     raise
-                log.debug("bronze commit %s/%s lost a race (%s); retrying", app_id, version, exc)
+                log.debug("bronze commit %s lost a race (%s); retrying", txns, exc)
                 time.sleep(delays[attempt])
         raise AssertionError("unreachable")
 

@@ -1,0 +1,130 @@
+"""The post-mortem questions of the design guide, answered from the gold tables.
+
+The guide's three queries scanned the whole raw event table and recomputed everything on each
+call. Here the work is done once, incrementally, by the gold builders, and these functions only
+read and shape: a day range reads just those ``event_date`` partitions.
+
+* :func:`circuit_breaker_history` -- Query 1, every breaker transition in time order, with how long
+  the breaker stayed in the old state and whether the transition was legal;
+* :func:`trailing_stop_profit` -- Query 2, the profit each triggered stop locked in;
+* :func:`rejections_by_limit_type` -- Query 3, rejections per limit type over a range of days.
+
+Each returns a :class:`polars.DataFrame` (empty, with its columns, when nothing matches or the
+table has not been built yet).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Final
+
+import polars as pl
+import pyarrow as pa
+
+from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
+from risk_pipeline.defs.gold import limit_rejection_stats as limits
+from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+
+_FIRST_DAY: Final = date.min
+_AFTER_LAST_DAY: Final = date.max
+
+
+def _read(
+    lake: Lake, ref: TableRef, schema: pa.Schema, start: date | None = None, end: date | None = None
+) -> pl.DataFrame:
+    """``ref``'s rows in ``[start, end)`` (open ends allowed), pruned to those partitions."""
+    if not lake.exists(ref):
+        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
+    if start is None and end is None:
+        return pl.from_arrow(lake.table(ref).to_pyarrow_table())  # type: ignore[return-value]
+    return lake.read_days(ref, start or _FIRST_DAY, end or _AFTER_LAST_DAY, schema=schema)
+
+
+HISTORY_COLUMNS: Final = [
+    "timestamp",
+    "source",
+    "old_state",
+    "new_state",
+    "failure_count",
+    "seconds_in_old_state",
+    "prev_new_state",
+    "is_valid",
+    "event_id",
+    DAY_COLUMN,
+]
+
+
+def circuit_breaker_history(
+    lake: Lake, source: str | None = None, start: date | None = None, end: date | None = None
+) -> pl.DataFrame:
+    """Breaker state transitions in ``[start, end)`` (UTC days), oldest first (Query 1).
+
+    ``source`` narrows to one breaker. ``is_valid = False`` rows are the ones to look at first: a
+    transition that is illegal or does not continue from the breaker's previous state.
+    """
+    frame = _read(lake, cb.CIRCUIT_BREAKER_TRANSITIONS, cb.SCHEMA, start, end)
+    if source is not None:
+        frame = frame.filter(pl.col("source") == source)
+    return frame.sort(["timestamp", "source"], nulls_last=True).select(HISTORY_COLUMNS)
+
+
+PROFIT_COLUMNS: Final = [
+    "execution_id",
+    "symbol",
+    "entry_premium",
+    "stop_premium",
+    "exit_premium",
+    "highest_premium",
+    "profit_locked",
+    "realized_pnl",
+    "giveback",
+    "triggered_at",
+    "duration_seconds",
+]
+
+
+def trailing_stop_profit(lake: Lake, execution_id: str | None = None) -> pl.DataFrame:
+    """Triggered stops and the profit each locked in (Query 2), in trigger order.
+
+    ``profit_locked`` = stop premium at the trigger - entry premium, as in the guide; the realised
+    P&L (at the exit premium) and the giveback from the peak sit beside it. Stops that were removed
+    or are still open locked nothing and are not listed. The table is partitioned by a stop's last
+    event day, not by execution, so a lookup by ``execution_id`` is pushed down as a filter.
+    """
+    ref = stops.TRAILING_STOP_OUTCOMES
+    if not lake.exists(ref):
+        frame = pl.from_arrow(stops.SCHEMA.empty_table())
+    else:
+        filters = [("outcome", "=", stops.TRIGGERED)]
+        if execution_id is not None:
+            filters.append(("execution_id", "=", execution_id))
+        frame = pl.from_arrow(lake.table(ref).to_pyarrow_table(filters=filters))
+    assert isinstance(frame, pl.DataFrame)
+    return frame.sort(["triggered_at", "execution_id"]).select(PROFIT_COLUMNS)
+
+
+def rejections_by_limit_type(lake: Lake, start: date | None = None, end: date | None = None) -> pl.DataFrame:
+    """Rejections per limit type over the days ``[start, end)`` (Query 3), most rejected first.
+
+    The daily averages are re-weighted by each day's rejection count, so ``avg_current_value`` is
+    the mean over all the range's rejections, exactly what Query 3 computes over raw events. Also
+    returned: ``warning_count`` and the worst ``max_utilization`` in the range. Limit types that
+    only had warnings appear with ``rejection_count = 0`` and null averages.
+    """
+    daily = _read(lake, limits.LIMIT_REJECTION_STATS, limits.SCHEMA, start, end)
+    weight = pl.col("rejection_count")
+    return (
+        daily.group_by("limit_type")
+        .agg(
+            weight.sum().alias("rejection_count"),
+            ((pl.col("avg_current_value") * weight).sum() / weight.sum()).alias("avg_current_value"),
+            ((pl.col("avg_limit_value") * weight).sum() / weight.sum()).alias("avg_limit_value"),
+            pl.col("warning_count").sum().alias("warning_count"),
+            pl.col("max_utilization").max().alias("max_utilization"),
+        )
+        .with_columns(
+            pl.when(pl.col("rejection_count") > 0).then(pl.col("avg_current_value", "avg_limit_value")).name.keep()
+        )
+        .sort(["rejection_count", "limit_type"], descending=[True, False], nulls_last=True)
+    )

@@ -1,0 +1,326 @@
+"""The silver tables' schemas and the rules a bronze row must pass to enter silver.
+
+Everything silver promises lives here, once:
+
+* :data:`SILVER_SCHEMA` -- derived from :data:`~risk_runtime.events.BRONZE_SCHEMA` (bronze is the single
+  definition of an event's columns), minus ``ingest_errors``: a row reaches silver only when bronze found
+  nothing malformed, so the column would always be null there.
+* :data:`QUARANTINE_SCHEMA` -- a refused row exactly as bronze held it, plus why and by which run.
+* :class:`RiskEventModel` -- the validation rules, as a pandera ``DataFrameModel``. Every rule reports the
+  rows it refuses (column checks, and dataframe checks returning one boolean per row), so one bad row
+  costs nothing but itself; each rule has a readable name because that name *is* the quarantine reason.
+
+The rule *sets* (states, limit types, which event needs which field, ...) are the module-level constants
+below, not literals inside checks: tightening a rule is an edit to one table, followed by a backfill.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+import pandera.polars as pa_pl
+import polars as pl
+import pyarrow as pa
+from pandera.api.polars.types import PolarsData
+from pandera.engines.polars_engine import DateTime
+
+from risk_pipeline.lake import DAY_COLUMN, TableRef
+from risk_runtime.events import (
+    BRONZE_SCHEMA,
+    EVENT_COMPONENT,
+    SCHEMA_VERSION,
+    TIMESTAMP,
+    Component,
+    RiskEventType,
+)
+
+SILVER: Final = TableRef("silver", "risk_events")
+QUARANTINE: Final = TableRef("silver", "risk_events_quarantine")
+
+# ----------------------------------------------------------------------------------------------- schemas
+INGEST_ERRORS: Final = "ingest_errors"
+
+_ALWAYS_PRESENT: Final = frozenset({"event_id", "component", "timestamp", "schema_version"})
+"""Columns bronze allows to be null but silver's rules require: declared non-null in silver so readers
+(and Delta) can rely on it."""
+
+SILVER_SCHEMA: Final = pa.schema(
+    [
+        field.with_nullable(False) if field.name in _ALWAYS_PRESENT else field
+        for field in BRONZE_SCHEMA
+        if field.name != INGEST_ERRORS
+    ]
+)
+"""``silver/risk_events``: bronze's columns without ``ingest_errors``, partitioned by ``event_date``."""
+
+QUARANTINE_SCHEMA: Final = pa.schema(
+    [
+        *(field.with_nullable(True) for field in BRONZE_SCHEMA),
+        pa.field("reasons", pa.list_(pa.string())),
+        pa.field("run_id", pa.string()),
+        pa.field("partition", pa.string()),
+        pa.field("quarantined_at", TIMESTAMP),
+    ]
+)
+"""``silver/risk_events_quarantine``: the refused bronze row as it was, every reason that applied, and the
+run (``run_id``, ``partition`` day key, ``quarantined_at``) that refused it. All nullable: a bronze value
+may be the very thing that was wrong. Partitioned by ``event_date`` like silver."""
+
+PARTITION_COLUMNS: Final = (DAY_COLUMN,)
+
+
+def polars_schema(schema: pa.Schema) -> pl.Schema:
+    """The polars dtypes an Arrow schema reads as (what ``pl.read_delta`` / ``Lake.read_days`` return)."""
+    return pl.from_arrow(schema.empty_table()).schema  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------------------------------- rule sets
+T = RiskEventType
+
+CIRCUIT_STATES: Final = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
+LIMIT_TYPES: Final = frozenset({"portfolio_delta", "symbol_delta", "open_positions"})
+KNOWN_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
+"""Versions silver accepts. Older bronze versions are upcast before validation (see ``upcast.py``), so only
+the current one may remain."""
+MIN_SEQUENCE: Final = 1
+MIN_FAILURE_COUNT: Final = 0
+
+TRAILING_STOP_EVENTS: Final = frozenset(t for t, c in EVENT_COMPONENT.items() if c is Component.TRAILING_STOP)
+STOP_MOVES: Final = frozenset({T.TS_ACTIVATE, T.TS_UPDATE, T.TS_TRIGGER})
+"""Trailing-stop events that report where the stop now sits, and the high it trails."""
+
+REQUIRED_FIELDS: Final[Mapping[str, frozenset[RiskEventType]]] = {
+    "old_state": frozenset({T.CB_STATE_CHANGE}),
+    "new_state": frozenset({T.CB_STATE_CHANGE}),
+    "failure_count": frozenset({T.CB_FAILURE, T.CB_STATE_CHANGE}),
+    "execution_id": TRAILING_STOP_EVENTS,
+    "entry_premium": TRAILING_STOP_EVENTS,
+    "highest_premium": STOP_MOVES,
+    "stop_premium": STOP_MOVES,
+    "current_premium": frozenset({T.TS_TRIGGER}),
+    "limit_type": frozenset({T.PL_REJECTION, T.PL_WARNING}),
+    "current_value": frozenset({T.PL_REJECTION, T.PL_WARNING}),
+    "limit_value": frozenset({T.PL_REJECTION, T.PL_WARNING}),
+    "rejection_reason": frozenset({T.PL_REJECTION}),
+}
+"""Which event types must carry which field: a post-mortem query on those events is useless without it."""
+
+ACTION_BY_EVENT_TYPE: Final[Mapping[RiskEventType, str]] = {
+    T.TS_ADD: "ADD",
+    T.TS_ACTIVATE: "ACTIVATE",
+    T.TS_UPDATE: "UPDATE",
+    T.TS_TRIGGER: "TRIGGER",
+    T.TS_REMOVE: "REMOVE",
+}
+"""The only ``action`` each event type may carry (when it carries one); other event types carry none."""
+
+ALLOWED_BY_EVENT_TYPE: Final[Mapping[RiskEventType, bool]] = {T.PL_CHECK: True, T.PL_REJECTION: False}
+"""A limit check let the entry through, a rejection did not: ``allowed`` must say the same."""
+
+LIMIT_TYPES_BY_EVENT_TYPE: Final[Mapping[RiskEventType, frozenset[str]]] = {T.PL_REJECTION: LIMIT_TYPES}
+"""A rejection must name a limit the checker actually enforces."""
+
+UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+INGEST_ERRORS_CHECK: Final = "null: bronze found no malformed value"
+"""Name of the ``ingest_errors`` rule. Silver replaces this reason with the ingest error texts themselves."""
+
+_EVENT_TYPES: Final = sorted(t.value for t in RiskEventType)
+_COMPONENT_OF: Final = {t.value: c.value for t, c in EVENT_COMPONENT.items()}
+
+
+def _set_label(values: Iterable[Any]) -> str:
+    return "{" + ", ".join(sorted(str(v) for v in values)) + "}"
+
+
+def _types_label(types: Iterable[RiskEventType]) -> str:
+    """``trailing_stop events`` when ``types`` is a whole component's events, else the sorted type names."""
+    wanted = frozenset(types)
+    for component in Component:
+        if wanted == {t for t, c in EVENT_COMPONENT.items() if c is component}:
+            return f"{component.value} events"
+    return ", ".join(sorted(t.value for t in wanted))
+
+
+def _rows(data: PolarsData, expr: pl.Expr) -> pl.LazyFrame:
+    """One boolean per row: pandera reports each ``False`` at its row position (nulls pass)."""
+    return data.lazyframe.select(expr)
+
+
+def _by_event_type(mapping: Mapping[RiskEventType, Any], dtype: pl.DataType) -> pl.Expr:
+    """Per row, ``mapping[event_type]`` (null for event types the mapping leaves out)."""
+    return pl.col("event_type").replace_strict(
+        {t.value: v for t, v in mapping.items()}, default=None, return_dtype=dtype
+    )
+
+
+def _requires(field: str, types: frozenset[RiskEventType]) -> Any:
+    """A dataframe check: ``field`` is present on every event of ``types``."""
+    names = sorted(t.value for t in types)
+
+    def check(cls: Any, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, ~pl.col("event_type").is_in(names) | pl.col(field).is_not_null())
+
+    check.__name__ = f"requires_{field}"
+    return pa_pl.dataframe_check(name=f"{field} required for {_types_label(types)}")(check)
+
+
+_RequiredFieldChecks: Final = type(
+    "_RequiredFieldChecks",
+    (pa_pl.DataFrameModel,),
+    {f"requires_{field}": _requires(field, types) for field, types in REQUIRED_FIELDS.items()},
+)
+"""One check per entry of :data:`REQUIRED_FIELDS`, generated so that table stays the one place to edit."""
+
+
+# ----------------------------------------------------------------------------------------------- model
+_UTC_MICROS: Final = {"time_unit": "us", "time_zone": "UTC"}
+
+
+class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
+    """The rules a bronze row must pass to enter silver (validated on the bronze-shaped frame).
+
+    Column types mirror :data:`BRONZE_SCHEMA` (asserted at import). ``nullable=True`` on optional columns
+    because whether a field is required depends on the event type -- those rules are dataframe checks.
+    """
+
+    event_id: str = pa_pl.Field(nullable=False)
+    event_type: str = pa_pl.Field(nullable=False)
+    component: str = pa_pl.Field(nullable=True)
+    timestamp: DateTime = pa_pl.Field(nullable=False, dtype_kwargs=_UTC_MICROS)
+    source: str = pa_pl.Field(nullable=True)
+    execution_id: str = pa_pl.Field(nullable=True)
+    symbol: str = pa_pl.Field(nullable=True)
+    old_state: str = pa_pl.Field(nullable=True)
+    new_state: str = pa_pl.Field(nullable=True)
+    failure_count: int = pa_pl.Field(nullable=True)
+    entry_premium: float = pa_pl.Field(nullable=True)
+    current_premium: float = pa_pl.Field(nullable=True)
+    highest_premium: float = pa_pl.Field(nullable=True)
+    stop_premium: float = pa_pl.Field(nullable=True)
+    action: str = pa_pl.Field(nullable=True)
+    limit_type: str = pa_pl.Field(nullable=True)
+    current_value: float = pa_pl.Field(nullable=True)
+    limit_value: float = pa_pl.Field(nullable=True)
+    allowed: bool = pa_pl.Field(nullable=True)
+    rejection_reason: str = pa_pl.Field(nullable=True)
+    metadata: str = pa_pl.Field(nullable=True)
+    schema_version: pl.Int32 = pa_pl.Field(nullable=False)
+    writer_id: str = pa_pl.Field(nullable=False)
+    sequence: int = pa_pl.Field(nullable=False)
+    event_date: pl.Date = pa_pl.Field(nullable=False)
+    ingest_errors: str = pa_pl.Field(nullable=True)
+    ingested_at: DateTime = pa_pl.Field(nullable=False, dtype_kwargs=_UTC_MICROS)
+
+    class Config:
+        name = "RiskEventModel"
+        strict = True  # an unknown bronze column means this model is out of date: refuse, don't drop it
+        coerce = False  # a wrongly typed column is a finding, not something to paper over
+
+    # ------------------------------------------------------------------ single-column rules
+    @pa_pl.check("event_id", name="a UUID string")
+    def _event_id_is_uuid(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).str.contains(UUID_PATTERN))
+
+    @pa_pl.check("event_type", name="a known RiskEventType")
+    def _known_event_type(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_in(_EVENT_TYPES))
+
+    @pa_pl.check("old_state", "new_state", name=f"in {_set_label(CIRCUIT_STATES)}")
+    def _known_state(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_in(sorted(CIRCUIT_STATES)))
+
+    @pa_pl.check("failure_count", name=f">= {MIN_FAILURE_COUNT}")
+    def _failure_count_not_negative(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key) >= MIN_FAILURE_COUNT)
+
+    @pa_pl.check("entry_premium", "current_premium", "highest_premium", "stop_premium", name="finite and > 0")
+    def _premium_positive(cls, data: PolarsData) -> pl.LazyFrame:
+        # polars orders NaN above every number (NaN > 0 is true), hence the explicit is_finite.
+        return _rows(data, pl.col(data.key).is_finite() & (pl.col(data.key) > 0))
+
+    @pa_pl.check("current_value", "limit_value", name="finite")
+    def _limit_value_finite(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_finite())
+
+    @pa_pl.check("metadata", name="a JSON object")
+    def _metadata_is_json_object(cls, data: PolarsData) -> pl.LazyFrame:
+        # json_path_match is null for text that is not valid JSON; the prefix test rejects arrays/scalars.
+        text = pl.col(data.key)
+        return _rows(data, text.str.strip_chars().str.starts_with("{") & text.str.json_path_match("$").is_not_null())
+
+    @pa_pl.check("sequence", name=f">= {MIN_SEQUENCE}")
+    def _sequence_positive(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key) >= MIN_SEQUENCE)
+
+    @pa_pl.check("schema_version", name=f"a known version {_set_label(KNOWN_SCHEMA_VERSIONS)}")
+    def _known_schema_version(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_in(sorted(KNOWN_SCHEMA_VERSIONS)))
+
+    @pa_pl.check(INGEST_ERRORS, name=INGEST_ERRORS_CHECK)
+    def _no_ingest_errors(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_null())
+
+    # ------------------------------------------------------------------ cross-column rules
+    @pa_pl.dataframe_check(name="component matches event_type")
+    def _component_matches(cls, data: PolarsData) -> pl.LazyFrame:
+        expected = pl.col("event_type").replace_strict(_COMPONENT_OF, default=None, return_dtype=pl.String)
+        # An unknown event type has no expected component; that row already fails "a known RiskEventType".
+        return _rows(data, expected.is_null() | (pl.col("component") == expected).fill_null(False))
+
+    @pa_pl.dataframe_check(name="old_state != new_state")
+    def _state_changes(cls, data: PolarsData) -> pl.LazyFrame:
+        is_change = pl.col("event_type") == T.CB_STATE_CHANGE.value
+        return _rows(data, ~is_change | (pl.col("old_state") != pl.col("new_state")))
+
+    @pa_pl.dataframe_check(name="stop_premium <= highest_premium")
+    def _stop_below_high(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col("stop_premium") <= pl.col("highest_premium"))
+
+    @pa_pl.dataframe_check(name="action matches event_type")
+    def _action_matches(cls, data: PolarsData) -> pl.LazyFrame:
+        expected = _by_event_type(ACTION_BY_EVENT_TYPE, pl.String())
+        return _rows(
+            data,
+            pl.col("action").is_null()
+            | ~pl.col("event_type").is_in(_EVENT_TYPES)
+            | (pl.col("action") == expected).fill_null(False),
+        )
+
+    @pa_pl.dataframe_check(
+        name="allowed matches event_type ("
+        + ", ".join(f"{t.value}: {v}" for t, v in ALLOWED_BY_EVENT_TYPE.items())
+        + ")"
+    )
+    def _allowed_matches(cls, data: PolarsData) -> pl.LazyFrame:
+        expected = _by_event_type(ALLOWED_BY_EVENT_TYPE, pl.Boolean())
+        return _rows(data, expected.is_null() | (pl.col("allowed") == expected).fill_null(False))
+
+    @pa_pl.dataframe_check(
+        name="limit_type is a known limit ("
+        + "; ".join(f"{t.value}: {_set_label(v)}" for t, v in LIMIT_TYPES_BY_EVENT_TYPE.items())
+        + ")"
+    )
+    def _known_limit_type(cls, data: PolarsData) -> pl.LazyFrame:
+        ok = pl.lit(True)
+        for event_type, limits in LIMIT_TYPES_BY_EVENT_TYPE.items():
+            applies = pl.col("event_type") == event_type.value
+            ok = ok & (~applies | pl.col("limit_type").is_in(sorted(limits)).fill_null(False))
+        return _rows(data, ok)
+
+    @pa_pl.dataframe_check(name="timestamp falls on event_date (UTC)")
+    def _timestamp_on_event_date(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col("timestamp").dt.date() == pl.col(DAY_COLUMN))
+
+
+def _assert_model_matches_bronze() -> None:
+    """The model validates bronze-shaped frames: its columns and dtypes must be bronze's, exactly."""
+    expected = polars_schema(BRONZE_SCHEMA)
+    columns = RiskEventModel.to_schema().columns
+    actual = {name: column.dtype.type for name, column in columns.items()}
+    mismatched = {n for n in set(expected) | set(actual) if expected.get(n) != actual.get(n)}
+    assert not mismatched, f"RiskEventModel and BRONZE_SCHEMA disagree on {sorted(mismatched)}"
+
+
+_assert_model_matches_bronze()

@@ -247,8 +247,10 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
     @pa_pl.check("metadata", name="a JSON object")
     def _metadata_is_json_object(cls, data: PolarsData) -> pl.LazyFrame:
         # json_path_match is null for text that is not valid JSON; the prefix test rejects arrays/scalars.
+        # Spelled out for null (absent) metadata: `null & False` is False, which would fail the row.
         text = pl.col(data.key)
-        return _rows(data, text.str.strip_chars().str.starts_with("{") & text.str.json_path_match("$").is_not_null())
+        is_object = text.str.strip_chars().str.starts_with("{") & text.str.json_path_match("$").is_not_null()
+        return _rows(data, text.is_null() | is_object)
 
     @pa_pl.check("sequence", name=f">= {MIN_SEQUENCE}")
     def _sequence_positive(cls, data: PolarsData) -> pl.LazyFrame:

@@ -1,0 +1,250 @@
+"""Bronze rows to silver rows, pure and fast: upcast, de-duplicate, validate, route the refused.
+
+No Dagster here: the asset calls :func:`build_silver` on a day's bronze rows and :func:`write_silver_days`
+to replace that day, so both are testable against real Delta tables and nothing else.
+
+The accounting identity ``bronze_rows == silver + quarantine + duplicates_removed`` holds by construction
+(every row ends in exactly one of the three) and is checked on every build: a row silver loses silently
+is a hole in a post-mortem nobody would notice.
+
+Routing follows pandera's failure report (``SchemaErrors.failure_cases``), grouped by the row position in
+its ``index`` column. Three traps of that report are handled explicitly (see the field notes):
+
+* no check sets ``n_failure_cases``, so the report lists every failing row, never a sample;
+* a schema-level failure (a column of the wrong dtype, an unexpected column, a check that could not
+  run) has a null ``index``; it condemns every row -- it would be wrong to let them pass unchecked;
+* ``unique=True`` would flag every copy of a duplicate, so de-duplication is done here, before validation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Final
+
+import pandera.errors
+import polars as pl
+
+from risk_pipeline.defs.silver.schema import (
+    INGEST_ERRORS,
+    INGEST_ERRORS_CHECK,
+    QUARANTINE,
+    QUARANTINE_SCHEMA,
+    SILVER,
+    SILVER_SCHEMA,
+    RiskEventModel,
+    polars_schema,
+)
+from risk_pipeline.defs.silver.upcast import upcast_to_current
+from risk_pipeline.lake import DAY_COLUMN, Lake
+from risk_runtime.events import BRONZE_SCHEMA, EVENT_FIELDS
+
+ROW: Final = "__row"
+"""Row position after de-duplication: the ``index`` pandera reports failures at."""
+
+DEDUP_ORDER: Final = ("ingested_at", "writer_id", "sequence")
+"""Which copy of a duplicated event survives: the first to land, then the lowest writer and sequence."""
+
+SILVER_ORDER: Final = ("timestamp", "writer_id", "sequence")
+
+EVENT_ID_REUSED: Final = "event_id: reused by a different event"
+"""Reason for a row sharing its ``event_id`` with an earlier, *different* event: not a retry, so not dropped."""
+
+_MAX_REASON: Final = 300
+_SILVER_TYPES: Final = polars_schema(SILVER_SCHEMA)
+_QUARANTINE_TYPES: Final = polars_schema(QUARANTINE_SCHEMA)
+_BRONZE_COLUMNS: Final = tuple(BRONZE_SCHEMA.names)
+_MODEL_NAME: Final = RiskEventModel.to_schema().name
+
+
+@dataclass(frozen=True)
+class SilverBuild:
+    """One build's output and its accounting (``bronze_rows == silver + quarantine + duplicates_removed``)."""
+
+    silver: pl.DataFrame
+    quarantine: pl.DataFrame
+    bronze_rows: int
+    duplicates_removed: int
+    reason_counts: dict[str, int] = field(default_factory=dict)
+    """Quarantined rows per reason (a row with two reasons counts under both)."""
+
+
+def build_silver(bronze: pl.DataFrame, *, run_id: str, partition: str) -> SilverBuild:
+    """Silver and quarantine rows for ``bronze`` (one partition's rows, any bronze schema version).
+
+    ``partition`` is the run's day key (``YYYY-MM-DD``), recorded on each quarantined row.
+    """
+    bronze_rows = bronze.height
+    current = upcast_to_current(bronze)
+    deduped, duplicates_removed = _deduplicate(current)
+    frame = deduped.with_row_index(ROW)
+
+    row_reasons, frame_reasons = _failures(deduped.drop("__reused"))
+    reasons = _reason_lists(frame, row_reasons, frame_reasons)
+    refused = reasons.get_column("reasons").list.len() > 0
+
+    if frame_reasons:  # a schema-level failure: no row can be trusted, and columns may be missing
+        silver = pl.DataFrame(schema=_SILVER_TYPES)
+    else:
+        silver = frame.filter(~refused).select(_SILVER_TYPES.names()).cast(dict(_SILVER_TYPES)).sort(SILVER_ORDER)
+    quarantine = _quarantine_rows(frame.filter(refused), reasons.filter(refused), run_id=run_id, partition=partition)
+    build = SilverBuild(
+        silver=silver,
+        quarantine=quarantine,
+        bronze_rows=bronze_rows,
+        duplicates_removed=duplicates_removed,
+        reason_counts=_count_reasons(quarantine),
+    )
+    accounted = silver.height + quarantine.height + duplicates_removed
+    if accounted != bronze_rows:  # not `assert`: this must hold under python -O too
+        raise AssertionError(
+            f"silver accounting broken: {bronze_rows} bronze rows, {silver.height} silver + "
+            f"{quarantine.height} quarantined + {duplicates_removed} duplicates = {accounted}"
+        )
+    return build
+
+
+def write_silver_days(lake: Lake, build: SilverBuild, start: date, end: date, *, run_id: str) -> dict[str, Any]:
+    """Replace exactly the days ``[start, end)`` of silver and of quarantine with ``build``'s rows.
+
+    A predicate overwrite per table (:meth:`Lake.replace_days`): re-running a day or a range gives the
+    same tables and leaves every other day untouched. The two commits are not atomic together; a run that
+    fails between them is repaired by re-running it. Returns the build's accounting (asset metadata).
+    """
+    metadata = {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
+    silver_rows = lake.replace_days(SILVER, build.silver, start, end, schema=SILVER_SCHEMA, metadata=metadata)
+    quarantine_rows = lake.replace_days(
+        QUARANTINE, build.quarantine, start, end, schema=QUARANTINE_SCHEMA, metadata=metadata
+    )
+    return {
+        "bronze_rows": build.bronze_rows,
+        "silver_rows": silver_rows,
+        "quarantine_rows": quarantine_rows,
+        "duplicates_removed": build.duplicates_removed,
+        "reason_counts": dict(build.reason_counts),
+    }
+
+
+# -------------------------------------------------------------------------------------- de-duplication
+def _deduplicate(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+    """Drop repeated copies of an event (a retried batch landing twice); returns the rest and the count.
+
+    A copy is a repeat when its ``event_id`` *and* every event field equal an earlier copy's ("earlier" by
+    :data:`DEDUP_ORDER`). A row reusing an ``event_id`` for a different event is kept and marked
+    ``__reused`` (it is quarantined, not lost). Null ``event_id``s are never de-duplicated: those rows
+    fail validation and are quarantined, every one of them.
+    """
+    payload = [name for name in EVENT_FIELDS if name in df.columns]
+    ordered = df.sort(DEDUP_ORDER, nulls_last=True, maintain_order=True)
+    has_id = pl.col("event_id").is_not_null()
+    repeat = has_id & ~pl.struct(payload).is_first_distinct()
+    kept = ordered.filter(~repeat)
+    kept = kept.with_columns((has_id & ~pl.col("event_id").is_first_distinct()).alias("__reused"))
+    return kept, ordered.height - kept.height
+
+
+# ------------------------------------------------------------------------------------------ validation
+def _failures(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+    """``(ROW, reason)`` pairs for row-level failures, and the reasons that apply to every row."""
+    empty = pl.DataFrame(schema={ROW: pl.UInt32, "reason": pl.String})
+    try:
+        RiskEventModel.validate(df, lazy=True)
+    except pandera.errors.SchemaErrors as err:
+        cases = err.failure_cases
+    else:
+        return empty, []
+    reason = (
+        pl.when(pl.col("column") == _MODEL_NAME)
+        .then(pl.col("check"))
+        .otherwise(pl.col("column") + ": " + pl.col("check"))
+    )
+    row_level = (
+        cases.filter(pl.col("index").is_not_null())
+        .select(pl.col("index").cast(pl.UInt32).alias(ROW), reason.alias("reason"))
+        .unique(maintain_order=True)
+    )
+    schema_level = cases.filter(pl.col("index").is_null()).select(
+        reason.alias("reason"), pl.col("failure_case").cast(pl.String)
+    )
+    frame_reasons = [
+        _clip(f"{r}: {case}" if case is not None else r) for r, case in schema_level.iter_rows() if r is not None
+    ]
+    return row_level, list(dict.fromkeys(frame_reasons))
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 3] + "..."
+
+
+def _reason_lists(frame: pl.DataFrame, row_reasons: pl.DataFrame, frame_reasons: list[str]) -> pl.DataFrame:
+    """Per row (in ``frame`` order), the list of every reason it is refused; empty for rows bound for silver."""
+    ingest_rule = f"{INGEST_ERRORS}: {INGEST_ERRORS_CHECK}"
+    per_row = (
+        row_reasons.filter(pl.col("reason") != ingest_rule)
+        .group_by(ROW, maintain_order=True)
+        .agg(pl.col("reason").alias("checks"))
+    )
+    ingest = _ingest_messages(frame)
+    none: pl.Expr = pl.lit([], dtype=pl.List(pl.String))
+    joined = frame.select(ROW, "__reused").join(per_row, on=ROW, how="left").join(ingest, on=ROW, how="left").sort(ROW)
+    return joined.select(
+        ROW,
+        pl.concat_list(
+            pl.col("ingest").fill_null(none),
+            pl.col("checks").fill_null(none),
+            pl.when(pl.col("__reused")).then(pl.lit([EVENT_ID_REUSED])).otherwise(none),
+            pl.lit(frame_reasons, dtype=pl.List(pl.String)) if frame_reasons else none,
+        )
+        .list.unique(maintain_order=True)
+        .alias("reasons"),
+    )
+
+
+def _ingest_messages(frame: pl.DataFrame) -> pl.DataFrame:
+    """``(ROW, ingest)``: the ingest error texts bronze recorded, as reasons (a JSON list each)."""
+    if INGEST_ERRORS not in frame.columns:
+        return pl.DataFrame(schema={ROW: pl.UInt32, "ingest": pl.List(pl.String)})
+    flagged = frame.select(ROW, pl.col(INGEST_ERRORS).cast(pl.String, strict=False)).filter(
+        pl.col(INGEST_ERRORS).is_not_null()
+    )
+    messages = [_parse_ingest_errors(text) for text in flagged.get_column(INGEST_ERRORS).to_list()]
+    return flagged.select(ROW).with_columns(pl.Series("ingest", messages, dtype=pl.List(pl.String)))
+
+
+def _parse_ingest_errors(text: str) -> list[str]:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return [_clip(f"{INGEST_ERRORS}: {text}")]
+    if isinstance(parsed, list) and parsed:
+        return [_clip(str(message)) for message in parsed]
+    return [_clip(f"{INGEST_ERRORS}: {text}")]
+
+
+# ------------------------------------------------------------------------------------------ quarantine
+def _quarantine_rows(rows: pl.DataFrame, reasons: pl.DataFrame, *, run_id: str, partition: str) -> pl.DataFrame:
+    """Refused rows as bronze held them (cast leniently: a wrongly typed column is nulled, its reason kept)."""
+    columns = [
+        pl.col(name).cast(_QUARANTINE_TYPES[name], strict=False)
+        if name in rows.columns
+        else pl.lit(None, dtype=_QUARANTINE_TYPES[name]).alias(name)
+        for name in _BRONZE_COLUMNS
+    ]
+    out = rows.select(*columns).with_columns(
+        reasons.get_column("reasons"),
+        pl.lit(run_id, dtype=pl.String).alias("run_id"),
+        pl.lit(partition, dtype=pl.String).alias("partition"),
+        pl.lit(datetime.now(UTC), dtype=_QUARANTINE_TYPES["quarantined_at"]).alias("quarantined_at"),
+    )
+    if out.get_column(DAY_COLUMN).null_count():
+        # Only a wrongly typed event_date can get here; file such rows under the run's day so that
+        # re-running the day replaces them (a null partition would never be overwritten).
+        out = out.with_columns(pl.col(DAY_COLUMN).fill_null(date.fromisoformat(partition)))
+    return out.select(_QUARANTINE_TYPES.names())
+
+
+def _count_reasons(quarantine: pl.DataFrame) -> dict[str, int]:
+    counts = quarantine.select(pl.col("reasons").explode()).get_column("reasons").drop_nulls().value_counts()
+    return dict(sorted(zip(counts.get_column("reasons").to_list(), counts.get_column("count").to_list(), strict=True)))

@@ -1,0 +1,107 @@
+"""RiskEventLogger across real processes: exit, SIGTERM, kill -9, fork, concurrent writers."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+from conftest import bronze, run_writer, wait_for_rows
+
+from risk_runtime.spool import SHIPPER_LOCK, is_locked
+
+
+def assert_gapless(table, writers: int) -> None:  # type: ignore[no-untyped-def]
+    by_writer: dict[str, list[int]] = {}
+    for row in table.select(["writer_id", "sequence"]).to_pylist():
+        by_writer.setdefault(row["writer_id"], []).append(row["sequence"])
+    assert len(by_writer) == writers
+    for sequences in by_writer.values():
+        assert sorted(sequences) == list(range(1, len(sequences) + 1))
+
+
+def test_normal_exit_lands_every_event(lake: Path, spool: Path) -> None:
+    writer = run_writer(lake, spool, 3_000, "exit")
+    assert writer.wait(timeout=120) == 0
+    table = wait_for_rows(lake, 3_000)
+    assert table.num_rows == 3_000
+    assert_gapless(table, 1)
+
+
+def test_sigterm_lands_every_event(lake: Path, spool: Path) -> None:
+    writer = run_writer(lake, spool, 2_000, "sigterm")
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    writer.send_signal(signal.SIGTERM)
+    assert writer.wait(timeout=60) == -signal.SIGTERM  # the signal still terminates the process
+    table = wait_for_rows(lake, 2_000)
+    assert table.num_rows == 2_000
+    assert_gapless(table, 1)
+
+
+def test_four_writer_processes_into_one_table(lake: Path, tmp_path: Path) -> None:
+    # Separate spools, so four shippers race for the same Delta table, as separate hosts would.
+    writers = [run_writer(lake, tmp_path / f"spool-{i}", 2_000, "close") for i in range(4)]
+    assert [w.wait(timeout=180) for w in writers] == [0, 0, 0, 0]
+    table = wait_for_rows(lake, 8_000)
+    assert table.num_rows == 8_000
+    assert len(set(table.column("event_id").to_pylist())) == 8_000
+    assert_gapless(table, 4)
+
+
+def test_forked_child_gets_its_own_writer(lake: Path, spool: Path) -> None:
+    writer = run_writer(lake, spool, 500, "fork")
+    out, _ = writer.communicate(timeout=120)
+    assert writer.returncode == 0
+    ids = dict(line.split() for line in out.splitlines())
+    assert ids["child"] != ids["parent"]
+    table = wait_for_rows(lake, 1_000)
+    assert table.num_rows == 1_000
+    assert Counter(table.column("writer_id").to_pylist()) == {ids["parent"]: 500, ids["child"]: 500}
+    assert_gapless(table, 2)
+
+
+def _shipper_pids(spool: Path) -> list[int]:
+    result = subprocess.run(["pgrep", "-f", f"risk_runtime.shipper --spool {spool}"], capture_output=True, text=True)
+    return [int(p) for p in result.stdout.split()]
+
+
+@pytest.mark.parametrize("rate", [1_000, 50_000])
+def test_kill_9_loses_nothing_older_than_the_durability_window(lake: Path, spool: Path, rate: int) -> None:
+    """Kill the writer (and its shipper) with SIGKILL mid-stream; a recovery shipper commits the rest."""
+    window = timedelta(seconds=0.2 + 0.3)  # sync_interval plus scheduling slack on a loaded machine
+    writer = run_writer(lake, spool, 0, "hang", str(rate))
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
+    time.sleep(random.uniform(0.8, 1.6))
+    for pid in _shipper_pids(spool):
+        os.kill(pid, signal.SIGKILL)
+    writer.kill()
+    killed_at = datetime.now(UTC)
+    writer.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while is_locked(spool / SHIPPER_LOCK) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    recovery = subprocess.run(
+        [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(spool), "--lake", str(lake), "--once"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert recovery.returncode == 0, recovery.stdout + recovery.stderr
+    table = bronze(lake)
+    timestamps = table.column("timestamp")
+    must_have = pc.sum(pc.less(timestamps, killed_at - window)).as_py() or 0
+    assert must_have > rate * 0.2  # the writer really was logging for a while
+    counts = [r["failure_count"] for r in table.select(["failure_count"]).to_pylist()]
+    assert len(counts) == len(set(counts)), "an event landed twice"
+    # The writer logs failure_count 1, 2, 3, ...: every event before the window is present.
+    assert sorted(counts)[:must_have] == list(range(1, must_have + 1))
+    assert_gapless(table, 1)

@@ -1,0 +1,120 @@
+"""Writing silver: a day or a range is replaced exactly, so re-runs are idempotent and other days never move."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
+from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
+from risk_pipeline.lake import Lake, TableRef
+from risk_runtime.events import BRONZE_SCHEMA, RiskEvent, RiskEventType
+
+BRONZE = TableRef("bronze", "risk_events")
+ORDER = [("event_date", "ascending"), ("writer_id", "ascending"), ("sequence", "ascending")]
+T = RiskEventType
+
+
+def day_table(lake: Lake, ref: TableRef, day: date) -> pa.Table:
+    """One day of a table as Arrow, in a stable row order, as the lake stores it."""
+    table = lake.table(ref).to_pyarrow_table(filters=[("event_date", "=", day)])
+    return table.sort_by(ORDER)
+
+
+def events_for(day: date, at, n: int, *, bad: int = 1) -> list[RiskEvent]:
+    good = [RiskEvent(T.CB_FAILURE, timestamp=at(day, 60 * i), source="orders", failure_count=i) for i in range(n)]
+    return good + [RiskEvent(T.CB_FAILURE, timestamp=at(day, 7 + i), failure_count=-1) for i in range(bad)]
+
+
+def run_day(lake: Lake, day: date, run_id: str) -> dict:
+    bronze = lake.read_days(BRONZE, day, day + timedelta(days=1), schema=BRONZE_SCHEMA)
+    build = build_silver(bronze, run_id=run_id, partition=day.isoformat())
+    return write_silver_days(lake, build, day, day + timedelta(days=1), run_id=run_id)
+
+
+@pytest.fixture
+def three_days(lake: Lake, bronze_from_events, day, at) -> list[date]:
+    """Bronze for three consecutive days, silver built day by day."""
+    days = [day - timedelta(days=1), day, day + timedelta(days=1)]
+    for i, d in enumerate(days):
+        bronze = bronze_from_events(events_for(d, at, 5 + i, bad=1 + i), ingested_at=at(d, 86_000))
+        lake.replace_days(BRONZE, bronze, d, d + timedelta(days=1), schema=BRONZE_SCHEMA)
+        run_day(lake, d, run_id=f"first-{i}")
+    return days
+
+
+def test_days_land_with_their_accounting(lake: Lake, three_days: list[date]) -> None:
+    assert lake.days_present(SILVER) == three_days
+    assert lake.days_present(QUARANTINE) == three_days
+    assert [day_table(lake, SILVER, d).num_rows for d in three_days] == [5, 6, 7]
+    assert [day_table(lake, QUARANTINE, d).num_rows for d in three_days] == [1, 2, 3]
+    assert lake.table(SILVER).history(1)[0]["run_id"] == "first-2"  # each commit says which run wrote it
+
+
+def test_rerunning_a_day_is_idempotent_and_leaves_other_days_untouched(lake: Lake, three_days: list[date]) -> None:
+    before = {(ref, d): day_table(lake, ref, d) for ref in (SILVER, QUARANTINE) for d in three_days}
+    middle = three_days[1]
+
+    for attempt in range(2):
+        report = run_day(lake, middle, run_id=f"rerun-{attempt}")
+        assert report == {
+            "bronze_rows": 8,
+            "silver_rows": 6,
+            "quarantine_rows": 2,
+            "duplicates_removed": 0,
+            "reason_counts": {"failure_count: >= 0": 2},
+        }
+
+    for d in (three_days[0], three_days[2]):
+        assert day_table(lake, SILVER, d).equals(before[SILVER, d])
+        assert day_table(lake, QUARANTINE, d).equals(before[QUARANTINE, d])
+    assert day_table(lake, SILVER, middle).equals(before[SILVER, middle])
+    rerun = day_table(lake, QUARANTINE, middle)
+    assert rerun.num_rows == 2
+    assert set(rerun.column("run_id").to_pylist()) == {"rerun-1"}
+    run_columns = ["run_id", "quarantined_at"]
+    assert rerun.drop_columns(run_columns).equals(before[QUARANTINE, middle].drop_columns(run_columns))
+
+
+def test_rerunning_a_range_replaces_exactly_that_range(
+    lake: Lake, three_days: list[date], bronze_from_events, at
+) -> None:
+    first, middle, last = three_days
+    before = {(ref, d): day_table(lake, ref, d) for ref in (SILVER, QUARANTINE) for d in (middle, last)}
+    # Since silver was built, the first day's bronze gained a late batch -- landed twice by a retry.
+    late = events_for(first, at, 2, bad=0)
+    copies = [bronze_from_events(late, writer_id="writer-2", ingested_at=at(first, s)) for s in (86_100, 86_200)]
+    day_rows = lake.read_days(BRONZE, first, middle, schema=BRONZE_SCHEMA)
+    grown = pl.concat([day_rows, *(c.select(day_rows.columns) for c in copies)])
+    lake.replace_days(BRONZE, grown, first, middle, schema=BRONZE_SCHEMA)
+
+    bronze = lake.read_days(BRONZE, first, last, schema=BRONZE_SCHEMA)
+    build = build_silver(bronze, run_id="range", partition=first.isoformat())
+    report = write_silver_days(lake, build, first, last, run_id="range")
+
+    assert report["duplicates_removed"] == 2
+    assert [day_table(lake, SILVER, d).num_rows for d in three_days] == [5 + 2, 6, 7]
+    assert day_table(lake, SILVER, middle).equals(before[SILVER, middle])  # same bronze, same silver
+    for ref in (SILVER, QUARANTINE):
+        assert day_table(lake, ref, last).equals(before[ref, last])  # outside the range: untouched
+    assert build.bronze_rows == build.silver.height + build.quarantine.height + build.duplicates_removed
+
+
+def test_rows_outside_the_range_are_refused(lake: Lake, three_days: list[date]) -> None:
+    first, middle, _ = three_days
+    bronze = lake.read_days(BRONZE, first, middle, schema=BRONZE_SCHEMA)
+    build = build_silver(bronze, run_id="r", partition=first.isoformat())
+    with pytest.raises(ValueError, match="rows outside"):
+        write_silver_days(lake, build, middle, middle + timedelta(days=1), run_id="r")
+
+
+def test_written_tables_have_the_declared_schemas(lake: Lake, three_days: list[date]) -> None:
+    silver = lake.table(SILVER).schema().to_arrow()
+    quarantine = lake.table(QUARANTINE).schema().to_arrow()
+    assert [(f.name, f.nullable) for f in silver] == [(f.name, f.nullable) for f in SILVER_SCHEMA]
+    assert [(f.name, f.nullable) for f in quarantine] == [(f.name, f.nullable) for f in QUARANTINE_SCHEMA]
+    assert lake.table(SILVER).metadata().partition_columns == ["event_date"]
+    assert lake.table(QUARANTINE).metadata().partition_columns == ["event_date"]

@@ -160,9 +160,19 @@ def test_cursor_ahead_of_a_recreated_table_rereads_every_day(bronze: Bronze) -> 
 
 
 # ---------------------------------------------------------------------------------------------- the sensor
-@dg.asset(key=SILVER_KEY, deps=[bronze_risk_events], partitions_def=daily_partitions, group_name="silver")
-def silver_stand_in() -> None:
-    """Stands in for silver so run requests resolve against a graph where it exists."""
+QUARANTINE_KEY = dg.AssetKey(["silver", "risk_events_quarantine"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(SILVER_KEY, deps=[bronze_risk_events], group_name="silver"),
+        dg.AssetSpec(QUARANTINE_KEY, deps=[bronze_risk_events], group_name="silver"),
+    ],
+    partitions_def=daily_partitions,
+)
+def silver_stand_in():  # no return annotation: Dagster would read it as the outputs' types
+    """Stands in for silver's shape (one step writing silver and its quarantine, not subsettable),
+    so run requests resolve against a graph where silver exists."""
 
 
 class Ticks:
@@ -217,7 +227,9 @@ def test_new_commits_for_an_old_day_request_exactly_that_day(ticks: Ticks, bronz
 
     assert list(requested(data)) == [OLD_DAY.isoformat()]
     (run,) = data.run_requests
-    assert run.asset_selection == [SILVER_KEY]
+    assert run.asset_selection is None  # the sensor's target: silver and what is computed with it
+    target = ticks.defs.get_repository_def().get_job(bronze_sensor.job_name)
+    assert target.asset_layer.executable_asset_keys == {SILVER_KEY, QUARANTINE_KEY}
     assert run.run_key == f"bronze-risk_events:{OLD_DAY.isoformat()}:{seen}-{version}"
     assert run.tags[BRONZE_VERSIONS_TAG] == f"{seen}-{version}"
     assert read_cursor(ticks.cursor) == version

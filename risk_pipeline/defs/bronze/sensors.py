@@ -64,6 +64,11 @@ MAINTENANCE_OPERATIONS: Final[frozenset[str]] = frozenset(
 included; a create that also wrote rows is logged as a ``WRITE``)."""
 
 SILVER_KEY: Final = asset_key(SILVER_RISK_EVENTS)
+SILVER_TARGET: Final = dg.AssetSelection.from_string(
+    f'key:"{SILVER_KEY.to_user_string()}"'
+).required_multi_asset_neighbors()
+"""Silver by key -- a selection that is empty, not an error, while silver is not defined -- plus every
+asset computed in the same step (the quarantine table), since that step cannot run for one of them."""
 BRONZE_VERSIONS_TAG: Final = "risk/bronze_versions"
 """Run tag: the bronze version range a sensor run was requested for."""
 
@@ -193,8 +198,7 @@ def _in_partitions(days: Iterable[date]) -> tuple[list[date], list[date]]:
     description="Requests a silver run for every UTC day that new bronze Delta commits touched.",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    # By key, as a selection that is empty (not an error) while silver is not defined.
-    target=dg.AssetSelection.from_string(f'key:"{SILVER_KEY.to_user_string()}"'),
+    target=SILVER_TARGET,
 )
 def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
     """One silver run per day touched since the cursor's bronze version; the cursor moves to the new one."""
@@ -221,7 +225,6 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
         dg.RunRequest(
             run_key=run_key(day, since, version),
             partition_key=day.isoformat(),
-            asset_selection=[SILVER_KEY],
             tags={BRONZE_VERSIONS_TAG: versions},
         )
         for day in requested

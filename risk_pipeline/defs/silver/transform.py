@@ -42,6 +42,8 @@ from risk_runtime.events import BRONZE_SCHEMA, EVENT_FIELDS
 
 ROW: Final = "__row"
 """Row position after de-duplication: the ``index`` pandera reports failures at."""
+REUSED: Final = "__reused"
+_POSITION: Final = "__bronze_position"
 
 DEDUP_ORDER: Final = ("ingested_at", "writer_id", "sequence")
 """Which copy of a duplicated event survives: the first to land, then the lowest writer and sequence."""
@@ -80,15 +82,15 @@ def build_silver(bronze: pl.DataFrame, *, run_id: str, partition: str) -> Silver
     deduped, duplicates_removed = _deduplicate(current)
     frame = deduped.with_row_index(ROW)
 
-    row_reasons, frame_reasons = _failures(deduped.drop("__reused"))
+    row_reasons, frame_reasons = _failures(deduped.drop(REUSED))
     reasons = _reason_lists(frame, row_reasons, frame_reasons)
-    refused = reasons.get_column("reasons").list.len() > 0
+    refused = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True).scatter(reasons.get_column(ROW), True)
 
     if frame_reasons:  # a schema-level failure: no row can be trusted, and columns may be missing
         silver = pl.DataFrame(schema=_SILVER_TYPES)
     else:
         silver = frame.filter(~refused).select(_SILVER_TYPES.names()).cast(dict(_SILVER_TYPES)).sort(SILVER_ORDER)
-    quarantine = _quarantine_rows(frame.filter(refused), reasons.filter(refused), run_id=run_id, partition=partition)
+    quarantine = _quarantine_rows(frame.filter(refused), reasons, run_id=run_id, partition=partition)
     build = SilverBuild(
         silver=silver,
         quarantine=quarantine,
@@ -132,16 +134,30 @@ def _deduplicate(df: pl.DataFrame) -> tuple[pl.DataFrame, int]:
 
     A copy is a repeat when its ``event_id`` *and* every event field equal an earlier copy's ("earlier" by
     :data:`DEDUP_ORDER`). A row reusing an ``event_id`` for a different event is kept and marked
-    ``__reused`` (it is quarantined, not lost). Null ``event_id``s are never de-duplicated: those rows
-    fail validation and are quarantined, every one of them.
+    :data:`REUSED` (it is quarantined, not lost). Null ``event_id``s are never de-duplicated: those rows
+    fail validation and are quarantined, every one of them. Rows keep their bronze order.
+
+    Only rows whose ``event_id`` occurs more than once are sorted and compared, so a day without
+    duplicates costs one hash pass over one column.
     """
+    indexed = df.with_row_index(_POSITION)
+    event_id = pl.col("event_id")
+    copies = indexed.filter(event_id.is_not_null() & event_id.is_duplicated())
+    if copies.is_empty():
+        return df.with_columns(pl.lit(False).alias(REUSED)), 0
     payload = [name for name in EVENT_FIELDS if name in df.columns]
-    ordered = df.sort(DEDUP_ORDER, nulls_last=True, maintain_order=True)
-    has_id = pl.col("event_id").is_not_null()
-    repeat = has_id & ~pl.struct(payload).is_first_distinct()
-    kept = ordered.filter(~repeat)
-    kept = kept.with_columns((has_id & ~pl.col("event_id").is_first_distinct()).alias("__reused"))
-    return kept, ordered.height - kept.height
+    ordered = copies.sort(DEDUP_ORDER, nulls_last=True, maintain_order=True).select(
+        _POSITION, event_id, pl.struct(payload).is_first_distinct().alias("first")
+    )
+    repeats = ordered.filter(~pl.col("first")).get_column(_POSITION).implode()
+    survivors = ordered.filter(pl.col("first"))
+    reused = survivors.filter(~event_id.is_first_distinct()).get_column(_POSITION).implode()
+    kept = (
+        indexed.filter(~pl.col(_POSITION).is_in(repeats))
+        .with_columns(pl.col(_POSITION).is_in(reused).alias(REUSED))
+        .drop(_POSITION)
+    )
+    return kept, df.height - kept.height
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -179,26 +195,37 @@ def _clip(text: str) -> str:
 
 
 def _reason_lists(frame: pl.DataFrame, row_reasons: pl.DataFrame, frame_reasons: list[str]) -> pl.DataFrame:
-    """Per row (in ``frame`` order), the list of every reason it is refused; empty for rows bound for silver."""
+    """``(ROW, reasons)`` for every refused row, by ``ROW``: each with every reason that applied to it."""
     ingest_rule = f"{INGEST_ERRORS}: {INGEST_ERRORS_CHECK}"
-    per_row = (
+    checks = (
         row_reasons.filter(pl.col("reason") != ingest_rule)
         .group_by(ROW, maintain_order=True)
         .agg(pl.col("reason").alias("checks"))
     )
-    ingest = _ingest_messages(frame)
-    none: pl.Expr = pl.lit([], dtype=pl.List(pl.String))
-    joined = frame.select(ROW, "__reused").join(per_row, on=ROW, how="left").join(ingest, on=ROW, how="left").sort(ROW)
-    return joined.select(
-        ROW,
-        pl.concat_list(
-            pl.col("ingest").fill_null(none),
-            pl.col("checks").fill_null(none),
-            pl.when(pl.col("__reused")).then(pl.lit([EVENT_ID_REUSED])).otherwise(none),
-            pl.lit(frame_reasons, dtype=pl.List(pl.String)) if frame_reasons else none,
+    ingest = _ingest_messages(frame)  # replaces the generic ingest rule with what bronze actually found
+    reused = frame.filter(pl.col(REUSED)).select(ROW, pl.lit([EVENT_ID_REUSED]).alias("reused"))
+    if frame_reasons:
+        refused = frame.select(ROW)
+    else:
+        refused = pl.concat([checks.select(ROW), ingest.select(ROW), reused.select(ROW)]).unique()
+    none = pl.lit([], dtype=pl.List(pl.String))
+    everywhere = pl.lit(frame_reasons, dtype=pl.List(pl.String)) if frame_reasons else none
+    return (
+        refused.join(checks, on=ROW, how="left")
+        .join(ingest, on=ROW, how="left")
+        .join(reused, on=ROW, how="left")
+        .select(
+            ROW,
+            pl.concat_list(
+                pl.col("ingest").fill_null(none),
+                pl.col("checks").fill_null(none),
+                pl.col("reused").fill_null(none),
+                everywhere,
+            )
+            .list.unique(maintain_order=True)
+            .alias("reasons"),
         )
-        .list.unique(maintain_order=True)
-        .alias("reasons"),
+        .sort(ROW)
     )
 
 

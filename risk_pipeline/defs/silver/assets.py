@@ -1,0 +1,132 @@
+"""``silver/risk_events`` and ``silver/risk_events_quarantine``: one UTC day of bronze, validated.
+
+One computation produces both tables (every bronze row goes to exactly one of them, or is a
+removed duplicate), so they are one ``multi_asset``. A run covers one day or, with the single-run
+backfill policy, a whole range; either way each day is read, validated and replaced on its own, so
+memory stays at one day's worth and an interrupted range is repaired by running it again.
+"""
+
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Final
+
+import dagster as dg
+
+from risk_pipeline.defs.constants import (
+    BRONZE_RISK_EVENTS,
+    OWNERS,
+    SILVER_GROUP,
+    TABLE_KINDS,
+    asset_key,
+    layer_tags,
+)
+from risk_pipeline.defs.metadata import column_schema
+from risk_pipeline.defs.partitions import daily_partitions
+from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.defs.silver.checks import (
+    CHECK_SPECS,
+    accounting_check,
+    duplicate_check,
+    quarantine_rate_check,
+    sequence_gap_check,
+)
+from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
+from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
+from risk_runtime.events import BRONZE_SCHEMA
+
+SILVER_CODE_VERSION: Final = "1"
+"""Bump when validation rules or the silver model change: the UI then marks every day stale."""
+
+_DAY: Final = timedelta(days=1)
+
+
+def _specs() -> list[dg.AssetSpec]:
+    """Built in a function: a module-level AssetSpec would itself be loaded as an external asset."""
+    silver = dg.AssetSpec(
+        key=asset_key(SILVER),
+        deps=[asset_key(BRONZE_RISK_EVENTS)],
+        description=(
+            "Validated, typed, de-duplicated risk events; one partition per UTC day (`event_date`). "
+            "Rows failing the pandera model `RiskEventModel` go to the quarantine table with every reason; "
+            "copies of an `event_id` (retried batches) are removed. Per day: bronze = silver + quarantine + duplicates."
+        ),
+        group_name=SILVER_GROUP,
+        kinds=set(TABLE_KINDS),
+        owners=list(OWNERS),
+        tags=layer_tags(SILVER_GROUP),
+        code_version=SILVER_CODE_VERSION,
+        partitions_def=daily_partitions,
+        metadata={"dagster/column_schema": column_schema(SILVER_SCHEMA), "dagster/table_name": str(SILVER)},
+    )
+    quarantine = dg.AssetSpec(
+        key=asset_key(QUARANTINE),
+        deps=[asset_key(BRONZE_RISK_EVENTS)],
+        description=(
+            "Bronze rows silver refused, with their raw values, `reasons` (every rule that failed), the `run_id` "
+            "and `partition` that refused them. Re-materialising a day replaces its quarantine too."
+        ),
+        group_name=SILVER_GROUP,
+        kinds=set(TABLE_KINDS),
+        owners=list(OWNERS),
+        tags=layer_tags(SILVER_GROUP),
+        code_version=SILVER_CODE_VERSION,
+        partitions_def=daily_partitions,
+        metadata={"dagster/column_schema": column_schema(QUARANTINE_SCHEMA), "dagster/table_name": str(QUARANTINE)},
+    )
+
+    return [silver, quarantine]
+
+
+def partition_days(context: dg.AssetExecutionContext) -> tuple[date, date]:
+    """The run's UTC days as ``[start, end)``, for one partition or a single-run range."""
+    window = context.partition_time_window
+    return window.start.date(), window.end.date()
+
+
+@dg.multi_asset(
+    specs=_specs(),
+    check_specs=CHECK_SPECS,
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    name="silver_risk_events",
+)
+def silver_risk_events(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    the_lake = lake.lake()
+    start, end = partition_days(context)
+    per_day: dict[str, dict[str, int]] = {}
+    reasons: dict[str, int] = {}
+    day = start
+    while day < end:
+        bronze = the_lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
+        build = build_silver(bronze, run_id=context.run_id, partition=day.isoformat())
+        counts = write_silver_days(the_lake, build, day, day + _DAY, run_id=context.run_id)
+        for reason, n in counts.pop("reason_counts").items():
+            reasons[reason] = reasons.get(reason, 0) + n
+        per_day[day.isoformat()] = counts
+        context.log.info(f"silver {day}: {counts}")
+        day += _DAY
+
+    keys = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed")
+    totals = {k: sum(c[k] for c in per_day.values()) for k in keys}
+    yield dg.MaterializeResult(
+        asset_key=asset_key(SILVER),
+        metadata={
+            "dagster/row_count": totals["silver_rows"],
+            "bronze_rows": totals["bronze_rows"],
+            "duplicates_removed": totals["duplicates_removed"],
+            "days": len(per_day),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=asset_key(QUARANTINE),
+        metadata={
+            "dagster/row_count": totals["quarantine_rows"],
+            "reasons": dg.MetadataValue.json(dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:50])),
+        },
+    )
+    yield duplicate_check(the_lake, start, end)
+    yield accounting_check(per_day)
+    yield quarantine_rate_check(per_day)
+    yield sequence_gap_check(the_lake, start, end)

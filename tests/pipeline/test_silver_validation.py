@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from pandera.config import ValidationDepth, config_context
 
 from risk_pipeline.defs.silver.schema import SILVER_SCHEMA, polars_schema
 from risk_pipeline.defs.silver.transform import EVENT_ID_REUSED, SilverBuild, build_silver
@@ -335,3 +336,13 @@ def test_identical_copies_collapse_to_one(bronze_from_events, day, at, rows: int
     build = build_silver(pl.concat(copies), run_id="r", partition=day.isoformat())
     assert build.silver.height == rows
     assert build.duplicates_removed == 2 * rows
+
+
+@pytest.mark.parametrize(
+    "setting", [{"validation_depth": ValidationDepth.SCHEMA_ONLY}, {"validation_enabled": False}], ids=str
+)
+def test_ambient_pandera_settings_cannot_switch_the_rules_off(bronze_from_events, day, at, setting) -> None:
+    bad = bronze_from_events([RiskEvent(T.CB_FAILURE, timestamp=at(day, 1), failure_count=-1)])
+    with config_context(**setting):  # what PANDERA_VALIDATION_DEPTH / _ENABLED in a deployment would do
+        build = build_silver(bad, run_id="r", partition=day.isoformat())
+    assert build.reason_counts == {"failure_count: >= 0": 1}

@@ -13,7 +13,8 @@ its ``index`` column. Three traps of that report are handled explicitly (see the
 * no check sets ``n_failure_cases``, so the report lists every failing row, never a sample;
 * a schema-level failure (a column of the wrong dtype, an unexpected column, a check that could not
   run) has a null ``index``; it condemns every row -- it would be wrong to let them pass unchecked;
-* ``unique=True`` would flag every copy of a duplicate, so de-duplication is done here, before validation.
+* ``unique=True`` would flag every copy of a duplicate, so de-duplication is done here, before validation;
+* validation is pinned to schema *and* data, whatever ``PANDERA_VALIDATION_*`` the environment sets.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Final
 
 import pandera.errors
 import polars as pl
+from pandera.config import ValidationDepth, config_context
 
 from risk_pipeline.defs.silver.schema import (
     INGEST_ERRORS,
@@ -165,16 +167,16 @@ def _failures(df: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
     """``(ROW, reason)`` pairs for row-level failures, and the reasons that apply to every row."""
     empty = pl.DataFrame(schema={ROW: pl.UInt32, "reason": pl.String})
     try:
-        RiskEventModel.validate(df, lazy=True)
+        # Pinned here: a deployment setting PANDERA_VALIDATION_ENABLED=False or a schema-only depth would
+        # otherwise let every row through unchecked.
+        with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+            RiskEventModel.validate(df, lazy=True)
     except pandera.errors.SchemaErrors as err:
         cases = err.failure_cases
     else:
         return empty, []
-    reason = (
-        pl.when(pl.col("column") == _MODEL_NAME)
-        .then(pl.col("check"))
-        .otherwise(pl.col("column") + ": " + pl.col("check"))
-    )
+    check = pl.col("check").fill_null("unnamed check")  # a nameless failure must still refuse its row
+    reason = pl.when(pl.col("column") == _MODEL_NAME).then(check).otherwise(pl.col("column") + ": " + check)
     row_level = (
         cases.filter(pl.col("index").is_not_null())
         .select(pl.col("index").cast(pl.UInt32).alias(ROW), reason.alias("reason"))

@@ -269,6 +269,7 @@ class TrailingStopManager:
         self.clock = clock
         self.name = name
         self._stops: dict[str, TrailingStop] = {}
+        self._add_metadata: dict[tuple[float, float], str] = {}  # JSON once per parameter pair, not per stop
 
     # ------------------------------------------------------------------ lifecycle
     def add_trailing_stop(
@@ -296,12 +297,13 @@ class TrailingStopManager:
             source=self.name,
         )
         self._stops[execution_id] = stop
-        stop._log(
-            TrailingStopAction.ADD,
-            metadata=json.dumps({"activation_pct": stop.activation_pct, "trailing_pct": stop.trailing_pct})
-            if self.event_logger is not None
-            else None,
-        )
+        if self.event_logger is not None:
+            key = (stop.activation_pct, stop.trailing_pct)
+            metadata = self._add_metadata.get(key)
+            if metadata is None:
+                metadata = json.dumps({"activation_pct": key[0], "trailing_pct": key[1]})
+                self._add_metadata[key] = metadata
+            stop._log(TrailingStopAction.ADD, metadata=metadata)
         return stop
 
     def remove_stop(self, execution_id: str) -> TrailingStop:

@@ -96,10 +96,13 @@ def trailing_stop_profit(lake: Lake, execution_id: str | None = None) -> pl.Data
     if not lake.exists(ref):
         frame = pl.from_arrow(stops.SCHEMA.empty_table())
     else:
-        filters = [("outcome", "=", stops.TRIGGERED)]
+        # Filtered in polars's Delta scan: pyarrow's dataset filter has no kernel for the string_view
+        # columns that merged files come back with.
+        predicate = pl.col("outcome") == stops.TRIGGERED
         if execution_id is not None:
-            filters.append(("execution_id", "=", execution_id))
-        frame = pl.from_arrow(lake.table(ref).to_pyarrow_table(filters=filters))
+            predicate &= pl.col("execution_id") == execution_id
+        storage = dict(lake.storage_options) if lake.storage_options else None
+        frame = pl.scan_delta(lake.uri(ref), storage_options=storage).filter(predicate).collect()
     assert isinstance(frame, pl.DataFrame)
     return frame.sort(["triggered_at", "execution_id"]).select(PROFIT_COLUMNS)
 

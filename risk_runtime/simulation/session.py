@@ -224,6 +224,7 @@ def simulate_session(
     try:
         for day in range(days):
             day_open = start + timedelta(days=day)
+            expiries = _expiries(day_open)
             for venue in VENUES:
                 if rng.random() < 0.6:
                     begin = day_open + timedelta(minutes=rng.randrange(10, 360))
@@ -238,7 +239,7 @@ def simulate_session(
                         spots[i] = gbm_step(spots[i], u.drift, u.vol, dt, rng.gauss(0.0, 1.0))
                 prices.clear()
                 for book in books:
-                    triggered, expired = book.monitor.on_tick(tick, premium_of)
+                    triggered, expired = book.monitor.on_tick(tick, prices, premium_of)
                     for fired in triggered:
                         book.monitor.close(fired.execution_id, remove_stop=False)
                         book.pending_exits.append(fired.execution_id)
@@ -250,7 +251,7 @@ def simulate_session(
                     for _ in range(n):
                         counter += 1
                         attempted += 1
-                        position = _new_position(rng, spots, day_open, f"{book.name}-{counter:08d}", tick, now_ts)
+                        position = _new_position(rng, spots, expiries, f"{book.name}-{counter:08d}", tick, now_ts)
                         position.entry_premium = premium_of(position.contract)
                         opened += book.entry.enter(position, int(rng.random() * venues))
                     if tick % HEALTH_CHECK_EVERY == 0:
@@ -287,7 +288,7 @@ _SYMBOL_INDEX: Final = {u.symbol: i for i, u in enumerate(UNIVERSE)}
 
 
 def _new_position(
-    rng: random.Random, spots: list[float], day_open: datetime, execution_id: str, tick: int, now_ts: float
+    rng: random.Random, spots: list[float], expiries: list[float], execution_id: str, tick: int, now_ts: float
 ) -> Position:
     """A random near-the-money option, priced and with its delta, to try to enter."""
     draw = rng.random  # int(draw() * n) is a uniform pick, and several times cheaper than randrange
@@ -296,8 +297,7 @@ def _new_position(
     is_call = draw() < 0.5
     step = u.strike_step
     strike = (round(spots[i] / step) + int(draw() * 5) - 2) * step
-    expiry_day = day_open.date() + timedelta(days=(4 - day_open.weekday()) % 7 + 7 * (1 + int(draw() * 4)))
-    expiry_ts = datetime(expiry_day.year, expiry_day.month, expiry_day.day, 20, 0, tzinfo=UTC).timestamp()
+    expiry_ts = expiries[int(draw() * len(expiries))]
     _, delta = black_scholes(spots[i], strike, (expiry_ts - now_ts) / _YEAR_SECONDS, u.vol, _RATE, is_call)
     return Position(
         execution_id=execution_id,
@@ -307,6 +307,15 @@ def _new_position(
         delta=delta,
         close_after_tick=tick + (15 + int(draw() * 226)) // BAR_MINUTES,
     )
+
+
+def _expiries(day_open: datetime) -> list[float]:
+    """The listed expiries an entry on this day may pick: Fridays 1-4 weeks out, 20:00 UTC."""
+    first = day_open.date() + timedelta(days=(4 - day_open.weekday()) % 7 + 7)
+    return [
+        datetime(d.year, d.month, d.day, 20, 0, tzinfo=UTC).timestamp()
+        for d in (first + timedelta(weeks=w) for w in range(4))
+    ]
 
 
 def _exit_pending(book: _Book, engine: OrderExecutionEngine, first_venue: int) -> None:

@@ -19,7 +19,7 @@ against a venue having a bad quarter of an hour.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -129,16 +129,23 @@ class PositionMonitoringWorkflow:
         self.positions[position.execution_id] = position
         self.trailing_stops.add_trailing_stop(position.execution_id, position.entry_premium, symbol=symbol)
 
-    def on_tick(self, tick: int, premium_of: Callable[[ContractKey], float]) -> tuple[list[TriggeredStop], list[str]]:
-        """Update every stop; returns the stops that triggered and the positions held too long."""
+    def on_tick(
+        self, tick: int, prices: Mapping[ContractKey, float], premium_of: Callable[[ContractKey], float]
+    ) -> tuple[list[TriggeredStop], list[str]]:
+        """Update every stop; returns the stops that triggered and the positions held too long.
+
+        ``prices`` is this tick's cache of premiums already computed, ``premium_of`` prices
+        (and caches) a contract not yet in it: most contracts are held by several positions.
+        """
         triggered: list[TriggeredStop] = []
         expired: list[str] = []
         update = self.trailing_stops.update
+        cached = prices.get
         for execution_id, position in self.positions.items():
             if tick >= position.close_after_tick:
                 expired.append(execution_id)
                 continue
-            premium = premium_of(position.contract)
+            premium = cached(position.contract) or premium_of(position.contract)
             if premium == position.last_premium:
                 continue  # an unchanged premium cannot move or trigger a stop
             position.last_premium = premium

@@ -38,11 +38,11 @@ def test_day_one_stats_per_limit_type(lake: Lake) -> None:
     assert (symbol["avg_current_value"], symbol["avg_limit_value"]) == (60.0, 50.0)
     assert symbol["rejection_rate"] == pytest.approx(1 / 6)
 
-    concentration = day1["concentration"]  # a warning only: 0.45 / 0.5
-    assert (concentration["rejection_count"], concentration["warning_count"]) == (0, 1)
-    assert concentration["avg_current_value"] is concentration["avg_limit_value"] is None
-    assert concentration["max_utilization"] == pytest.approx(0.9)
-    assert concentration["rejection_rate"] == 0.0
+    positions = day1["open_positions"]  # a warning only: 4 / 5
+    assert (positions["rejection_count"], positions["warning_count"]) == (0, 1)
+    assert positions["avg_current_value"] is positions["avg_limit_value"] is None
+    assert positions["max_utilization"] == pytest.approx(0.8)
+    assert positions["rejection_rate"] == 0.0
 
 
 def test_day_two_and_types_without_incidents(lake: Lake) -> None:

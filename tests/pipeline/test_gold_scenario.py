@@ -6,6 +6,7 @@ worked out by hand from the events below.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,7 +17,8 @@ import pytest
 from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
-from risk_pipeline.defs.gold.carry import SILVER, SILVER_SCHEMA, GoldResult, read_state_before, write_state
+from risk_pipeline.defs.gold.carry import GoldResult, read_state_before, write_state
+from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake, TableRef
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import RiskEvent, RiskEventType
@@ -56,7 +58,8 @@ def _pl(kind: RiskEventType, when: datetime, limit_type: str, current: float, li
         limit_type=limit_type,
         current_value=current,
         limit_value=limit,
-        allowed=kind == T.PL_CHECK,
+        allowed={T.PL_CHECK: True, T.PL_REJECTION: False}.get(kind),
+        rejection_reason=f"{limit_type} {current} over {limit}" if kind == T.PL_REJECTION else None,
     )
 
 
@@ -64,7 +67,7 @@ def scenario_events() -> list[RiskEvent]:
     """The scripted events, in the order the logger accepted them (= sequence order), with fixed ids."""
     events = _scripted()
     for i, event in enumerate(events, start=1):
-        event.event_id = f"e{i:02d}"
+        event.event_id = str(uuid.UUID(int=i, version=4))
     return events
 
 
@@ -105,7 +108,7 @@ def _scripted() -> list[RiskEvent]:
         _pl(T.PL_REJECTION, at(D1, 9, 20), "portfolio_delta", 150.0, 100.0),
         _pl(T.PL_REJECTION, at(D1, 9, 25), "symbol_delta", 60.0, 50.0),
         _pl(T.PL_WARNING, at(D1, 9, 30), "portfolio_delta", -170.0, 200.0),
-        _pl(T.PL_WARNING, at(D1, 9, 35), "concentration", 0.45, 0.5),
+        _pl(T.PL_WARNING, at(D1, 9, 35), "open_positions", 4.0, 5.0),
         _pl(T.PL_CHECK, at(D2, 9), "portfolio_delta", 30.0, 100.0),
         _pl(T.PL_REJECTION, at(D2, 9, 5), "portfolio_delta", 110.0, 100.0),
     ]

@@ -10,7 +10,7 @@ from polars.testing import assert_frame_equal
 from test_gold_scenario import D1, D2, D3, at, build_all, lake
 
 from risk_pipeline import queries
-from risk_pipeline.defs.gold.carry import SILVER
+from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import Lake
 
 __all__ = ["lake"]  # the fixture, re-exported for pytest
@@ -74,7 +74,7 @@ def test_query_3_matches_the_guide_computed_over_raw_events(built: Lake) -> None
 
     first = answer.row(0, named=True)  # most rejected first
     assert (first["limit_type"], first["warning_count"], first["max_utilization"]) == ("portfolio_delta", 1, 1.5)
-    warned_only = answer.filter(pl.col("limit_type") == "concentration").row(0, named=True)
+    warned_only = answer.filter(pl.col("limit_type") == "open_positions").row(0, named=True)
     assert (warned_only["rejection_count"], warned_only["avg_current_value"]) == (0, None)
 
 

@@ -34,6 +34,25 @@ VENV_BIN = Path(sys.executable).parent
 RUNNING = "RUNNING"
 
 # ---------------------------------------------------------------------------------------------- the snapshot
+_SILVER = {
+    "deps": ["bronze/risk_events"],
+    "group": "silver",
+    "owners": ["team:risk-platform"],
+    "tags": {"domain": "risk", "layer": "silver"},
+    "kinds": ["deltalake", "polars"],
+    "partitioned": True,
+    "automation_condition": None,
+}
+_GOLD = {
+    "deps": ["silver/risk_events"],
+    "group": "gold",
+    "owners": ["team:risk-platform"],
+    "tags": {"domain": "risk", "layer": "gold"},
+    "kinds": ["deltalake", "polars"],
+    "partitioned": True,
+    "automation_condition": None,
+}
+
 EXPECTED_ASSETS: dict[str, dict[str, Any]] = {
     "bronze/risk_events": {
         "deps": [],
@@ -44,7 +63,14 @@ EXPECTED_ASSETS: dict[str, dict[str, Any]] = {
         "partitioned": False,
         "automation_condition": None,
     },
+    "silver/risk_events": _SILVER,
+    "silver/risk_events_quarantine": _SILVER,
+    "gold/circuit_breaker_transitions": _GOLD,
+    "gold/limit_rejection_stats": _GOLD,
+    "gold/trailing_stop_outcomes": _GOLD,
 }
+
+SILVER_AND_GOLD = sorted(key for key, spec in EXPECTED_ASSETS.items() if spec["group"] in ("silver", "gold"))
 
 EXPECTED_SCHEDULES: dict[str, dict[str, Any]] = {
     "daily_pipeline_schedule": {
@@ -52,12 +78,21 @@ EXPECTED_SCHEDULES: dict[str, dict[str, Any]] = {
         "timezone": "UTC",
         "default_status": RUNNING,
         "job": "daily_pipeline_job",
+        "assets": SILVER_AND_GOLD,
     },
 }
 
 EXPECTED_SENSORS: dict[str, dict[str, Any]] = {
-    "bronze_sensor": {"default_status": RUNNING, "type": "SensorDefinition"},
-    "risk_automation_sensor": {"default_status": RUNNING, "type": "AutomationConditionSensorDefinition"},
+    "bronze_sensor": {
+        "default_status": RUNNING,
+        "type": "SensorDefinition",
+        "assets": ["silver/risk_events", "silver/risk_events_quarantine"],
+    },
+    "risk_automation_sensor": {
+        "default_status": RUNNING,
+        "type": "AutomationConditionSensorDefinition",
+        "assets": None,  # every asset; only those with an automation condition are evaluated
+    },
 }
 
 EXPECTED_RESOURCES = ["lake"]
@@ -90,17 +125,27 @@ def asset_snapshot(definitions: dg.Definitions) -> dict[str, dict[str, Any]]:
 
 def trigger_snapshot(definitions: dg.Definitions) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     repository = definitions.get_repository_def()
+
+    def assets_run_by(job_name: str) -> list[str]:
+        return sorted(k.to_user_string() for k in repository.get_job(job_name).asset_layer.executable_asset_keys)
+
     schedules = {
         s.name: {
             "cron": s.cron_schedule,
             "timezone": s.execution_timezone,
             "default_status": s.default_status.value,
             "job": s.job_name,
+            "assets": assets_run_by(s.job_name),
         }
         for s in repository.schedule_defs
     }
     sensors = {
-        s.name: {"default_status": s.default_status.value, "type": type(s).__name__} for s in repository.sensor_defs
+        s.name: {
+            "default_status": s.default_status.value,
+            "type": type(s).__name__,
+            "assets": None if isinstance(s, dg.AutomationConditionSensorDefinition) else assets_run_by(s.job_name),
+        }
+        for s in repository.sensor_defs
     }
     return schedules, sensors
 

@@ -76,7 +76,7 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
 
 
 # ------------------------------------------------------------------------------------------- rule sets
-T = RiskEventType
+_T = RiskEventType
 
 CIRCUIT_STATES: Final = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 LIMIT_TYPES: Final = frozenset({"portfolio_delta", "symbol_delta", "open_positions"})
@@ -87,38 +87,38 @@ MIN_SEQUENCE: Final = 1
 MIN_FAILURE_COUNT: Final = 0
 
 TRAILING_STOP_EVENTS: Final = frozenset(t for t, c in EVENT_COMPONENT.items() if c is Component.TRAILING_STOP)
-STOP_MOVES: Final = frozenset({T.TS_ACTIVATE, T.TS_UPDATE, T.TS_TRIGGER})
+STOP_MOVES: Final = frozenset({_T.TS_ACTIVATE, _T.TS_UPDATE, _T.TS_TRIGGER})
 """Trailing-stop events that report where the stop now sits, and the high it trails."""
 
 REQUIRED_FIELDS: Final[Mapping[str, frozenset[RiskEventType]]] = {
-    "old_state": frozenset({T.CB_STATE_CHANGE}),
-    "new_state": frozenset({T.CB_STATE_CHANGE}),
-    "failure_count": frozenset({T.CB_FAILURE, T.CB_STATE_CHANGE}),
+    "old_state": frozenset({_T.CB_STATE_CHANGE}),
+    "new_state": frozenset({_T.CB_STATE_CHANGE}),
+    "failure_count": frozenset({_T.CB_FAILURE, _T.CB_STATE_CHANGE}),
     "execution_id": TRAILING_STOP_EVENTS,
     "entry_premium": TRAILING_STOP_EVENTS,
     "highest_premium": STOP_MOVES,
     "stop_premium": STOP_MOVES,
-    "current_premium": frozenset({T.TS_TRIGGER}),
-    "limit_type": frozenset({T.PL_REJECTION, T.PL_WARNING}),
-    "current_value": frozenset({T.PL_REJECTION, T.PL_WARNING}),
-    "limit_value": frozenset({T.PL_REJECTION, T.PL_WARNING}),
-    "rejection_reason": frozenset({T.PL_REJECTION}),
+    "current_premium": frozenset({_T.TS_TRIGGER}),
+    "limit_type": frozenset({_T.PL_REJECTION, _T.PL_WARNING}),
+    "current_value": frozenset({_T.PL_REJECTION, _T.PL_WARNING}),
+    "limit_value": frozenset({_T.PL_REJECTION, _T.PL_WARNING}),
+    "rejection_reason": frozenset({_T.PL_REJECTION}),
 }
 """Which event types must carry which field: a post-mortem query on those events is useless without it."""
 
 ACTION_BY_EVENT_TYPE: Final[Mapping[RiskEventType, str]] = {
-    T.TS_ADD: "ADD",
-    T.TS_ACTIVATE: "ACTIVATE",
-    T.TS_UPDATE: "UPDATE",
-    T.TS_TRIGGER: "TRIGGER",
-    T.TS_REMOVE: "REMOVE",
+    _T.TS_ADD: "ADD",
+    _T.TS_ACTIVATE: "ACTIVATE",
+    _T.TS_UPDATE: "UPDATE",
+    _T.TS_TRIGGER: "TRIGGER",
+    _T.TS_REMOVE: "REMOVE",
 }
 """The only ``action`` each event type may carry (when it carries one); other event types carry none."""
 
-ALLOWED_BY_EVENT_TYPE: Final[Mapping[RiskEventType, bool]] = {T.PL_CHECK: True, T.PL_REJECTION: False}
+ALLOWED_BY_EVENT_TYPE: Final[Mapping[RiskEventType, bool]] = {_T.PL_CHECK: True, _T.PL_REJECTION: False}
 """A limit check let the entry through, a rejection did not: ``allowed`` must say the same."""
 
-LIMIT_TYPES_BY_EVENT_TYPE: Final[Mapping[RiskEventType, frozenset[str]]] = {T.PL_REJECTION: LIMIT_TYPES}
+LIMIT_TYPES_BY_EVENT_TYPE: Final[Mapping[RiskEventType, frozenset[str]]] = {_T.PL_REJECTION: LIMIT_TYPES}
 """A rejection must name a limit the checker actually enforces."""
 
 UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -273,7 +273,7 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
 
     @pa_pl.dataframe_check(name="old_state != new_state")
     def _state_changes(cls, data: PolarsData) -> pl.LazyFrame:
-        is_change = pl.col("event_type") == T.CB_STATE_CHANGE.value
+        is_change = pl.col("event_type") == _T.CB_STATE_CHANGE.value
         return _rows(data, ~is_change | (pl.col("old_state") != pl.col("new_state")))
 
     @pa_pl.dataframe_check(name="stop_premium <= highest_premium")

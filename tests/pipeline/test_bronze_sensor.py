@@ -305,3 +305,27 @@ def test_reevaluating_a_tick_repeats_its_run_keys(ticks: Ticks, bronze: Bronze) 
 
     assert first == again
     assert later[OTHER_DAY.isoformat()] != first[OTHER_DAY.isoformat()]
+
+
+def test_requested_run_materialises_silver_for_that_day(tmp_path: Path, bronze: Bronze) -> None:
+    # The whole path on the real code location: bronze commit -> tick -> the run it asks for.
+    from risk_pipeline.definitions import defs
+
+    repository = defs.get_repository_def()
+    lake = LakeResource(root=str(tmp_path / "lake"))
+    seen = bronze.ship(OTHER_DAY)
+    bronze.ship(OLD_DAY)
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, cursor=write_cursor(seen), repository_def=repository, resources={"lake": lake}
+        )
+
+        (run,) = repository.get_sensor_def("bronze_sensor").evaluate_tick(context).run_requests
+        result = repository.get_job(bronze_sensor.job_name).execute_in_process(
+            instance=instance, partition_key=run.partition_key, resources={"lake": lake}, tags=run.tags
+        )
+
+    assert result.success
+    materialised = {(m.asset_key, m.partition) for m in result.asset_materializations_for_node("silver_risk_events")}
+    assert (SILVER_KEY, OLD_DAY.isoformat()) in materialised
+    assert {partition for _, partition in materialised} == {OLD_DAY.isoformat()}

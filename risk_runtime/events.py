@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import os
 import random
-import uuid
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -85,14 +84,20 @@ _uuid_bits = random.SystemRandom().getrandbits(64)
 _rng = random.Random(_uuid_bits ^ id(object()))
 
 
-def new_event_id() -> str:
-    """A random (version 4) UUID string, about twice as cheap as ``str(uuid.uuid4())``.
+_UUID4_CLEAR: Final = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET: Final = (0x4000 << 64) | (0x8000 << 48)
 
-    Events are created on the trading hot path; ``uuid4`` reads ``os.urandom`` on every call.
-    Collisions are not a correctness risk here: silver de-duplicates on ``event_id`` only
-    together with the writer's own ``(writer_id, sequence)`` accounting.
+
+def new_event_id() -> str:
+    """A random (version 4) UUID string, several times cheaper than ``str(uuid.uuid4())``.
+
+    Events are created on the trading hot path; ``uuid4`` reads ``os.urandom`` and builds a
+    ``UUID`` object on every call. This draws 128 bits from a per-process generator seeded from
+    the OS (re-seeded in forked children), sets the version and variant bits as RFC 4122 does, and
+    formats the string directly.
     """
-    return str(uuid.UUID(int=_rng.getrandbits(128), version=4))
+    h = f"{(_rng.getrandbits(128) & _UUID4_CLEAR) | _UUID4_SET:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _reseed_after_fork() -> None:

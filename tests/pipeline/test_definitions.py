@@ -80,6 +80,13 @@ EXPECTED_SCHEDULES: dict[str, dict[str, Any]] = {
         "job": "daily_pipeline_job",
         "assets": SILVER_AND_GOLD,
     },
+    "lake_maintenance_schedule": {
+        "cron": "15 3 * * *",
+        "timezone": "UTC",
+        "default_status": RUNNING,
+        "job": "lake_maintenance_job",
+        "assets": [],  # an op job: compaction, checkpoints and vacuum change files, not rows
+    },
 }
 
 EXPECTED_SENSORS: dict[str, dict[str, Any]] = {

@@ -22,7 +22,7 @@ from typing import Any, Final
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, write_deltalake
 
 from risk_runtime.table import resolve_lake_root, table_uri
 
@@ -81,16 +81,31 @@ class Lake:
         *,
         columns: list[str] | None = None,
         schema: pa.Schema | None = None,
+        where: str = "",
     ) -> pl.DataFrame:
-        """Rows whose ``event_date`` is in ``[start, end)``; empty (with ``schema``) if no table."""
+        """Rows whose ``event_date`` is in ``[start, end)`` (and match the SQL ``where``, if given).
+
+        Read through Delta's own query engine, which prunes partitions from the log before touching
+        a file: one day costs a few milliseconds however many days the table holds. (pyarrow's
+        ``to_pyarrow_table(filters=...)`` builds a fragment per file of the whole table first:
+        5 ms on a 1-day table, ~220 ms on a 60-day one.) With ``schema``, the result is typed as the
+        table's declared schema, and a missing table reads as empty.
+        """
         if not self.exists(ref):
             if schema is None:
                 return pl.DataFrame()
             empty = schema.empty_table()
             return pl.from_arrow(empty.select(columns) if columns else empty)  # type: ignore[return-value]
-        arrow = self.table(ref).to_pyarrow_table(
-            filters=[(DAY_COLUMN, ">=", start), (DAY_COLUMN, "<", end)], columns=columns
+        selected = ", ".join(sql_identifier(c) for c in columns) if columns else "*"
+        sql = (
+            f"SELECT {selected} FROM t WHERE {DAY_COLUMN} >= {sql_string(start.isoformat())} "
+            f"AND {DAY_COLUMN} < {sql_string(end.isoformat())}"
         )
+        if where:
+            sql += f" AND ({where})"
+        arrow = pa.table(QueryBuilder().register("t", self.table(ref)).execute(sql).read_all())
+        if schema is not None:
+            arrow = conform(arrow, pa.schema([schema.field(n) for n in (columns or schema.names)]))
         return pl.from_arrow(arrow)  # type: ignore[return-value]
 
     def read_all(self, ref: TableRef, *, columns: list[str] | None = None) -> pl.DataFrame:
@@ -150,3 +165,13 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         for f in schema
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def sql_identifier(name: str) -> str:
+    """A quoted SQL identifier (quotes doubled)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal for a Delta query or predicate (quotes doubled)."""
+    return "'" + value.replace("'", "''") + "'"

@@ -29,10 +29,9 @@ from typing import Any, Final
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, QueryBuilder
 
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, conform
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, sql_string
 
 ORDER_COLUMNS: Final = ("timestamp", "writer_id", "sequence")
 """Total order of events: time, then the writer's own numbering breaks ties deterministically."""
@@ -67,30 +66,8 @@ def days_in(start: date, end: date) -> list[date]:
 def read_day(
     lake: Lake, ref: TableRef, day: date, schema: pa.Schema, *, columns: list[str] | None = None, where: str = ""
 ) -> pl.DataFrame:
-    """One ``event_date`` partition of ``ref`` (optionally narrowed by a SQL ``where``), typed as ``schema``.
-
-    Why not :meth:`Lake.read_days`: its ``to_pyarrow_table(filters=...)`` builds a dataset fragment
-    for *every* file of the table before pruning, so reading one day costs O(files in the table)
-    (measured: 5 ms on a 1-day silver table, 220 ms on a 60-day one). Delta's own query engine prunes
-    partitions from the log first and stays at a few ms however many days the table holds.
-    """
-    if not lake.exists(ref):
-        return _empty(schema, columns)
-    return _query_day(lake.table(ref), day, schema, columns, where)
-
-
-def _empty(schema: pa.Schema, columns: list[str] | None) -> pl.DataFrame:
-    empty = schema.empty_table()
-    return pl.from_arrow(empty.select(columns) if columns else empty)  # type: ignore[return-value]
-
-
-def _query_day(table: DeltaTable, day: date, schema: pa.Schema, columns: list[str] | None, where: str) -> pl.DataFrame:
-    names = columns or [f.name for f in schema]
-    sql = f"SELECT {', '.join(_quoted(n) for n in names)} FROM t WHERE {DAY_COLUMN} = {sql_string(day.isoformat())}"
-    if where:
-        sql += f" AND ({where})"
-    result = pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
-    return pl.from_arrow(conform(result, pa.schema([schema.field(n) for n in names])))  # type: ignore[return-value]
+    """One ``event_date`` partition of ``ref`` (optionally narrowed by a SQL ``where``), typed as ``schema``."""
+    return lake.read_days(ref, day, day + ONE_DAY, columns=columns, schema=schema, where=where)
 
 
 def read_silver_day(lake: Lake, day: date, event_types: list[str], columns: list[str]) -> pl.DataFrame:
@@ -109,18 +86,14 @@ def state_schema(fields: list[pa.Field]) -> pa.Schema:
 def read_state_before(lake: Lake, ref: TableRef, day: date, schema: pa.Schema) -> tuple[pl.DataFrame, date | None]:
     """The latest state partition strictly before ``day`` (markers and bookkeeping columns dropped).
 
-    The partition is found from the Delta log's partition listing, then only it is read; the table
-    is opened once for both (opening replays the log, the dominant cost of a small read).
+    The partition is found from the Delta log's partition listing, then only it is read.
     """
     columns = [f.name for f in schema if f.name not in (MARKER, DAY_COLUMN)]
-    if not lake.exists(ref):
-        return _empty(schema, columns), None
-    table = lake.table(ref)
-    listed = {p.get(DAY_COLUMN) for p in table.partitions()}
-    earlier = sorted(d for d in (date.fromisoformat(v) for v in listed if v) if d < day)
+    earlier = [d for d in lake.days_present(ref) if d < day]
     if not earlier:
-        return _empty(schema, columns), None
-    return _query_day(table, earlier[-1], schema, columns, f"NOT {MARKER}"), earlier[-1]
+        return pl.from_arrow(schema.empty_table().select(columns)), None  # type: ignore[return-value]
+    last = earlier[-1]
+    return lake.read_days(ref, last, last + ONE_DAY, columns=columns, schema=schema, where=f"NOT {MARKER}"), last
 
 
 def write_state(
@@ -145,12 +118,3 @@ def commit_metadata(day: date, run_id: str | None) -> dict[str, str]:
     if run_id is not None:
         meta["run_id"] = run_id
     return meta
-
-
-def _quoted(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def sql_string(value: str) -> str:
-    """A SQL string literal for a Delta predicate (quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"

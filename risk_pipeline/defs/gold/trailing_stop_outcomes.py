@@ -50,11 +50,10 @@ from risk_pipeline.defs.gold.carry import (
     days_in,
     read_silver_day,
     read_state_before,
-    sql_string,
     state_schema,
     write_state,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, sql_string
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes")

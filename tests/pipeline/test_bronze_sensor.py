@@ -290,6 +290,43 @@ def test_days_outside_the_partitions_are_not_requested(ticks: Ticks, bronze: Bro
     assert list(requested(data)) == [OTHER_DAY.isoformat()]
 
 
+def test_a_day_with_a_run_still_queued_is_not_requested_again(ticks: Ticks, bronze: Bronze) -> None:
+    # Shippers commit every few seconds: a silver run for today that has not started yet will read
+    # the newer commits anyway, so the next tick must not queue another one behind it.
+    bronze.ship(OLD_DAY)
+    (first,) = ticks.tick().run_requests
+    # NOT_STARTED stands for both waiting states: a QUEUED run needs a code-server origin to exist.
+    queue(ticks, first, dg.DagsterRunStatus.NOT_STARTED)
+
+    bronze.ship(OLD_DAY, OTHER_DAY)
+    data = ticks.tick()
+
+    assert list(requested(data)) == [OTHER_DAY.isoformat()]
+    bronze.ship(OLD_DAY)
+    data = ticks.tick()
+    assert data.run_requests == []
+    assert "still queued" in data.skip_message
+    assert read_cursor(ticks.cursor) == bronze.version()
+
+
+def test_a_day_whose_run_already_started_is_requested_again(ticks: Ticks, bronze: Bronze) -> None:
+    # A started run may have read bronze before the new commit: only a new run is sure to see it.
+    bronze.ship(OLD_DAY)
+    (first,) = ticks.tick().run_requests
+    queue(ticks, first, dg.DagsterRunStatus.STARTED)
+
+    bronze.ship(OLD_DAY)
+
+    assert list(requested(ticks.tick())) == [OLD_DAY.isoformat()]
+
+
+def queue(ticks: Ticks, request: dg.RunRequest, status: dg.DagsterRunStatus) -> None:
+    """Record the run the daemon would have created for ``request``, in ``status``."""
+    job = ticks.defs.get_repository_def().get_job(bronze_sensor.job_name)
+    tags = {**request.tags, "dagster/partition": request.partition_key, "dagster/sensor_name": bronze_sensor.name}
+    ticks.instance.create_run_for_job(job_def=job, status=status, tags=tags)
+
+
 def test_reevaluating_a_tick_repeats_its_run_keys(ticks: Ticks, bronze: Bronze) -> None:
     # A tick whose cursor was never stored (daemon crash) asks again with the same keys, which
     # Dagster de-duplicates; a later range gets new keys for the same day.

@@ -13,7 +13,8 @@ each tick, turns the commits after it into one silver run per touched UTC day:
   request nothing.
 
 Run keys name the day and the version range, so a tick that is evaluated twice (a crash before the
-cursor was saved) asks for the same runs and Dagster drops the duplicates.
+cursor was saved) asks for the same runs and Dagster drops the duplicates. A day whose previous run
+is still queued is not asked for again: that run reads bronze when it starts and sees the new commits.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ SILVER_TARGET: Final = dg.AssetSelection.from_string(
 ).required_multi_asset_neighbors()
 """Silver by key -- a selection that is empty, not an error, while silver is not defined -- plus every
 asset computed in the same step (the quarantine table), since that step cannot run for one of them."""
+PARTITION_TAG: Final = "dagster/partition"
+SENSOR_NAME_TAG: Final = "dagster/sensor_name"
 BRONZE_VERSIONS_TAG: Final = "risk/bronze_versions"
 """Run tag: the bronze version range a sensor run was requested for."""
 
@@ -186,6 +189,27 @@ def run_key(day: date, since_version: int | None, version: int) -> str:
     return f"bronze-risk_events:{day.isoformat()}:{version_range(since_version, version)}"
 
 
+WAITING: Final = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+
+
+def days_already_waiting(instance: dg.DagsterInstance, sensor_name: str, days: list[date]) -> set[date]:
+    """Days this sensor already has a run queued for that has not started.
+
+    Such a run reads bronze when it starts, so it will see the new commits too: asking again would
+    only queue a duplicate. Shippers commit every few seconds, so without this each tick would add
+    another run for today behind the one still waiting (runs of one day go one at a time).
+    """
+    if not days:
+        return set()
+    waiting = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=list(WAITING),
+            tags={PARTITION_TAG: [d.isoformat() for d in days], SENSOR_NAME_TAG: sensor_name},
+        )
+    )
+    return {date.fromisoformat(run.tags[PARTITION_TAG]) for run in waiting if PARTITION_TAG in run.tags}
+
+
 def _in_partitions(days: Iterable[date]) -> tuple[list[date], list[date]]:
     inside, outside = [], []
     for day in sorted(days):
@@ -193,8 +217,11 @@ def _in_partitions(days: Iterable[date]) -> tuple[list[date], list[date]]:
     return inside, outside
 
 
+SENSOR_NAME: Final = "bronze_sensor"
+
+
 @dg.sensor(
-    name="bronze_sensor",
+    name=SENSOR_NAME,
     description="Requests a silver run for every UTC day that new bronze Delta commits touched.",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -221,6 +248,11 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
             daily_partitions.start.date().isoformat(),
             ", ".join(d.isoformat() for d in outside),
         )
+    waiting = days_already_waiting(context.instance, SENSOR_NAME, requested)
+    if waiting:
+        context.log.info(
+            "runs still queued for %s will read these commits", ", ".join(d.isoformat() for d in sorted(waiting))
+        )
     runs = [
         dg.RunRequest(
             run_key=run_key(day, since, version),
@@ -228,8 +260,10 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
             tags={BRONZE_VERSIONS_TAG: versions},
         )
         for day in requested
+        if day not in waiting
     ]
     if not runs:
-        return dg.SensorResult(skip_reason=f"bronze versions {versions} changed no rows", cursor=write_cursor(version))
-    context.log.info("bronze versions %s touched %s", versions, ", ".join(d.isoformat() for d in requested))
+        reason = "changed no rows" if not requested else "touched only days with a run still queued"
+        return dg.SensorResult(skip_reason=f"bronze versions {versions} {reason}", cursor=write_cursor(version))
+    context.log.info("bronze versions %s: requesting %s", versions, ", ".join(r.partition_key or "" for r in runs))
     return dg.SensorResult(run_requests=runs, cursor=write_cursor(version))

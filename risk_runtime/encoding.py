@@ -14,7 +14,6 @@ datetime into UTC -- is checked value by value; a bad value is nulled and descri
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -29,7 +28,6 @@ from risk_runtime.events import (
     EVENT_COMPONENT,
     EVENT_FIELDS,
     RiskEvent,
-    RiskEventType,
 )
 
 SPOOL_SCHEMA: Final = pa.schema(
@@ -147,16 +145,18 @@ def encode_batch(events: Sequence[object], sequences: Sequence[int]) -> pa.Recor
     if n and (type(events[0]) is not RiskEvent or not {RiskEvent}.issuperset(map(type, events))):
         events = _replace_non_events(events, errors)
     arrays: list[pa.Array] = []
+    event_types: list[Any] = []
     for name in EVENT_FIELDS:
         values = list(map(_GETTERS[name], events))
-        if name == "component" and None in values:
-            values = _derive_components(events, values)
         if name in _ENUM_FIELDS:
             values = _enum_values(values)
+        if name == "event_type":
+            event_types = values
+        elif name == "component" and None in values:
+            values = _derive_components(event_types, values)
         arrays.append(_convert_column(name, values, SPOOL_SCHEMA.field(name).type, errors))
-    event_types = arrays[0]
-    if event_types.null_count:
-        for i in pc.indices_nonzero(pc.is_null(event_types)).to_pylist():
+    if arrays[0].null_count:
+        for i in pc.indices_nonzero(pc.is_null(arrays[0])).to_pylist():
             errors.add(i, "event_type: required, got null")
     arrays.append(pa.array(sequences, pa.int64()))
     arrays.append(errors.column(n))
@@ -194,15 +194,22 @@ def _empty_event() -> RiskEvent:
     return event
 
 
-def _derive_components(events: Sequence[object], components: list[Any]) -> list[Any]:
-    """Fill the component the caller left out from the event type (unknown types stay null)."""
-    filled = list(components)
-    for i, component in enumerate(components):
-        if component is None:
-            # An unknown event type has no component to derive; silver reports the event type.
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                filled[i] = EVENT_COMPONENT[RiskEventType(events[i].event_type)]  # type: ignore[attr-defined]
-    return filled
+_COMPONENT_OF_TYPE: Final[dict[str, str]] = {t.value: c.value for t, c in EVENT_COMPONENT.items()}
+
+
+def _derive_components(event_types: list[Any], components: list[Any]) -> list[Any]:
+    """Fill the component the caller left out from the (plain string) event type.
+
+    Unknown event types stay null (silver reports them). The common case -- no component given
+    anywhere -- is one C-level dictionary lookup per row.
+    """
+    try:
+        derived = list(map(_COMPONENT_OF_TYPE.get, event_types))
+    except TypeError:  # an unhashable event type: look the others up one by one
+        derived = [_COMPONENT_OF_TYPE.get(t) if isinstance(t, str) else None for t in event_types]
+    if not any(c is not None for c in components):
+        return derived
+    return [c if c is not None else d for c, d in zip(components, derived, strict=True)]
 
 
 def finish_bronze(frames: pa.Table, *, writer_id: str, ingested_at: datetime | None = None) -> pa.Table:

@@ -86,7 +86,7 @@ class Shipper:
         lake_root: str | None = None,
         *,
         storage_options: Mapping[str, str] | None = None,
-        max_commit_events: int = 1_000_000,
+        max_commit_events: int = 200_000,
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.table = RiskEventsTable(lake_root, storage_options=storage_options)

@@ -156,41 +156,50 @@ class SegmentWriter:
         self.next_number = 1
         self.open_number: int | None = None
         self.open_events = 0
+        self.open_bytes = 0
         self.open_since: float | None = None
         self._fd: int | None = None
 
     def write(self, batch: pa.RecordBatch) -> int:
-        """Append one frame; returns its size. Raises OSError (nothing is half-counted then)."""
+        """Append one frame; returns its size. Raises OSError (nothing is half-counted then).
+
+        Durability is :meth:`sync`'s job, once per flush cycle rather than once per frame.
+        """
         frame = encode_frame(batch)
         if self._fd is None:
             number = self.next_number
             path = self.directory / segment_name(number, sealed=False)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             self._fd, self.open_number, self.next_number = fd, number, number + 1
-            self.open_events, self.open_since = 0, time.monotonic()
+            self.open_events, self.open_bytes, self.open_since = 0, 0, time.monotonic()
             if self.fsync:
                 fsync_dir(self.directory)
         written = os.write(self._fd, frame)
         if written != len(frame):  # a short write (disk full): cut it off so the file stays whole
             os.ftruncate(self._fd, os.lseek(self._fd, 0, os.SEEK_CUR) - written)
             raise OSError(f"short write to spool segment ({written} of {len(frame)} bytes)")
-        if self.fsync:
-            os.fsync(self._fd)
         self.open_events += batch.num_rows
+        self.open_bytes += len(frame)
         return len(frame)
 
-    def seal(self) -> tuple[int, int] | None:
-        """Close the open segment for shipping; returns ``(number, events)`` or None if none is open."""
+    def sync(self) -> None:
+        """``fsync`` the open segment (when configured): what was written survives a power loss."""
+        if self.fsync and self._fd is not None:
+            os.fsync(self._fd)
+
+    def seal(self) -> tuple[int, int, int] | None:
+        """Close the open segment for shipping; returns ``(number, events, bytes)`` or None."""
         if self._fd is None or self.open_number is None:
             return None
+        self.sync()
         os.close(self._fd)
         self._fd = None
-        number, events = self.open_number, self.open_events
+        number, events, size = self.open_number, self.open_events, self.open_bytes
         os.rename(self.directory / segment_name(number, False), self.directory / segment_name(number, True))
         if self.fsync:
             fsync_dir(self.directory)
-        self.open_number, self.open_events, self.open_since = None, 0, None
-        return number, events
+        self.open_number, self.open_events, self.open_bytes, self.open_since = None, 0, 0, None
+        return number, events, size
 
     def forget(self) -> None:
         """Drop the descriptor inherited across fork; the segment belongs to the parent."""

@@ -10,7 +10,8 @@ import pytest
 
 from risk_runtime.table import RiskEventsTable
 
-WRITER = Path(__file__).with_name("writer_process.py")
+WRITER = Path(__file__).resolve().parents[2] / "bench" / "fault_writer.py"
+"""The writer process stand-in, shared with the fault benchmark (``bench.faults``)."""
 
 
 @pytest.fixture

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import random
 import signal
-import subprocess
-import sys
-import time
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
 from conftest import bronze, run_writer, wait_for_rows
 
-from risk_runtime.spool import SHIPPER_LOCK, is_locked
+from bench.faults import DURABILITY_WINDOW, kill9
 
 
 def assert_gapless(table, writers: int) -> None:  # type: ignore[no-untyped-def]
@@ -68,35 +63,14 @@ def test_forked_child_gets_its_own_writer(lake: Path, spool: Path) -> None:
     assert_gapless(table, 2)
 
 
-def _shipper_pids(spool: Path) -> list[int]:
-    result = subprocess.run(["pgrep", "-f", f"risk_runtime.shipper --spool {spool}"], capture_output=True, text=True)
-    return [int(p) for p in result.stdout.split()]
-
-
 @pytest.mark.parametrize("rate", [1_000, 50_000])
-def test_kill_9_loses_nothing_older_than_the_durability_window(lake: Path, spool: Path, rate: int) -> None:
+def test_kill_9_loses_nothing_older_than_the_durability_window(tmp_path: Path, rate: int) -> None:
     """Kill the writer (and its shipper) with SIGKILL mid-stream; a recovery shipper commits the rest."""
-    window = timedelta(seconds=0.2 + 0.3)  # sync_interval plus scheduling slack on a loaded machine
-    writer = run_writer(lake, spool, 0, "hang", str(rate))
-    assert writer.stdout is not None and writer.stdout.readline().strip() == "ready"
-    time.sleep(random.uniform(0.8, 1.6))
-    for pid in _shipper_pids(spool):
-        os.kill(pid, signal.SIGKILL)
-    writer.kill()
-    killed_at = datetime.now(UTC)
-    writer.wait(timeout=30)
-    deadline = time.monotonic() + 10
-    while is_locked(spool / SHIPPER_LOCK) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-    recovery = subprocess.run(
-        [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(spool), "--lake", str(lake), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert recovery.returncode == 0, recovery.stdout + recovery.stderr
-    table = bronze(lake)
+    window = timedelta(seconds=DURABILITY_WINDOW)  # sync_interval plus scheduling slack on a loaded machine
+    result = kill9(tmp_path, rate)  # the same scenario the fault benchmark repeats
+    killed_at = result.notes["killed_at"]
+    assert result.notes["recovery_exit"] == 0, result.notes["recovery_output"]
+    table = bronze(tmp_path / "lake")
     timestamps = table.column("timestamp")
     must_have = pc.sum(pc.less(timestamps, killed_at - window)).as_py() or 0
     assert must_have > rate * 0.2  # the writer really was logging for a while
@@ -105,3 +79,5 @@ def test_kill_9_loses_nothing_older_than_the_durability_window(lake: Path, spool
     # The writer logs failure_count 1, 2, 3, ...: every event before the window is present.
     assert sorted(counts)[:must_have] == list(range(1, must_have + 1))
     assert_gapless(table, 1)
+    # By the writer's own progress reports: nothing accepted before the window is missing.
+    assert result.lost == 0 and result.duplicated == 0, result

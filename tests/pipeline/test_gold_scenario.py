@@ -181,13 +181,14 @@ def test_rerunning_day_two_is_idempotent(lake: Lake, name: str) -> None:
         assert content(lake, ref).filter(pl.col("event_date") == D2).equals(day2_rows[ref]), ref
 
 
-def test_rerunning_an_older_day_leaves_later_days_stale_until_rerun(lake: Lake) -> None:
-    """The documented consequence of carried state: re-running D1 needs D2 re-run after it."""
+def test_rerunning_an_older_day_keeps_one_row_per_stop(lake: Lake) -> None:
+    """Re-running D1 after D2 leaves out stops whose row lives in D2: the later row supersedes them."""
     build_all(lake)
     before = content(lake, stops.TRAILING_STOP_OUTCOMES)
     stops.build_days(lake, D1, D2)
-    stale = content(lake, stops.TRAILING_STOP_OUTCOMES)
-    assert stale["execution_id"].to_list().count("ex-trig") == 2  # back in D1 and still in D2
+    after = content(lake, stops.TRAILING_STOP_OUTCOMES)
+    assert after["execution_id"].to_list().count("ex-trig") == 1  # its D2 row, not a stale D1 copy
+    assert after.equals(before)
     stops.build_days(lake, D2, D3)
     assert content(lake, stops.TRAILING_STOP_OUTCOMES).equals(before)
 

@@ -24,6 +24,7 @@ TRANSITIONS_VALID: Final = "every_transition_valid"
 TRANSITIONS_RECONCILE: Final = "transitions_reconcile_with_silver"
 TRIGGERED_STOP_BELOW_HIGH: Final = "triggered_stop_at_or_below_highest"
 OUTCOMES_RECONCILE: Final = "triggers_reconcile_with_silver"
+ONE_ROW_PER_STOP: Final = "one_row_per_stop"
 REJECTIONS_RECONCILE: Final = "rejections_reconcile_with_silver"
 
 CB_KEY: Final = asset_key(CIRCUIT_BREAKER_TRANSITIONS)
@@ -47,6 +48,12 @@ TRAILING_STOP_CHECKS: Final = [
         TRIGGERED_STOP_BELOW_HIGH,
         asset=TS_KEY,
         description="Every triggered stop has stop_premium <= highest_premium.",
+    ),
+    dg.AssetCheckSpec(
+        ONE_ROW_PER_STOP,
+        asset=TS_KEY,
+        blocking=True,
+        description="No execution_id appears twice in the whole table (a stop's row moves with its last event).",
     ),
     dg.AssetCheckSpec(
         OUTCOMES_RECONCILE,
@@ -109,7 +116,17 @@ def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckRes
     )
     silver = _silver_counts(lake, start, end, [RiskEventType.TS_TRIGGER])
     expected = int(silver.get_column("n").sum()) if silver.height else 0
+    ids = lake.read_all(TRAILING_STOP_OUTCOMES, columns=["execution_id"])  # one column: cheap at any size
+    repeated = ids.filter(pl.col("execution_id").is_duplicated()).unique() if ids.height else ids
     return [
+        dg.AssetCheckResult(
+            check_name=ONE_ROW_PER_STOP,
+            asset_key=TS_KEY,
+            passed=repeated.height == 0,
+            metadata={"repeated_execution_ids": repeated.height, "examples": repeated.head(10).to_series().to_list()}
+            if repeated.height
+            else {"repeated_execution_ids": 0},
+        ),
         dg.AssetCheckResult(
             check_name=TRIGGERED_STOP_BELOW_HIGH,
             asset_key=TS_KEY,

@@ -27,9 +27,10 @@ A stop can live for days, yet must be one row. Building day D:
 4. write state(D).
 
 Re-running D reads the same state, writes the same partition D, and its delete finds nothing left
-to delete, so earlier partitions are untouched. Re-running an older day C re-inserts the rows of
-stops touched on C into partition C while later partitions may still hold them: later days are stale
-until re-run in order (as for every carried-state table, see :mod:`~risk_pipeline.defs.gold.carry`).
+to delete, so earlier partitions are untouched. Re-running an older day C leaves out the stops whose
+row already lives in a later partition (that row supersedes C's view of them), so a stop keeps one
+row whatever order days are re-run in; later days reflect a change to C once they are re-run in
+order (as for every carried-state table, see :mod:`~risk_pipeline.defs.gold.carry`).
 Steps 2 and 3 are separate commits: a crash between them leaves a duplicate that re-running D heals.
 A stop that receives an event more than the retention after it closed starts a second row.
 """
@@ -230,6 +231,21 @@ def _delete_superseded(lake: Lake, touched: pl.DataFrame, state: pl.DataFrame, d
     )
 
 
+def _rows_not_superseded(lake: Lake, rows: pl.DataFrame, day: date) -> pl.DataFrame:
+    """``rows`` minus stops whose row already lives in a later partition.
+
+    Re-running an older day must not re-insert a stop that has since moved on (a stale "open" copy
+    beside its later "removed" row): the later row supersedes it, so "one row per stop" holds for
+    any order of re-runs. For the newest day there are no later partitions and this reads nothing.
+    """
+    if rows.is_empty():
+        return rows
+    later = lake.read_days(TRAILING_STOP_OUTCOMES, day + ONE_DAY, date.max, columns=["execution_id"], schema=SCHEMA)
+    if later.is_empty():
+        return rows
+    return rows.join(later.unique(), on="execution_id", how="anti")
+
+
 def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None) -> GoldResult:
     """Materialise the days ``[start, end)`` in order (see the module docstring for the layout)."""
     per_day: dict[date, int] = {}
@@ -242,9 +258,8 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
         events = read_silver_day(lake, day, _EVENT_TYPES, _EVENT_COLUMNS)
         touched, new_state = fold_day(events, state, day)
         meta = commit_metadata(day, run_id)
-        per_day[day] = lake.replace_days(
-            TRAILING_STOP_OUTCOMES, outcome_rows(touched), day, day + ONE_DAY, schema=SCHEMA, metadata=meta
-        )
+        rows = _rows_not_superseded(lake, outcome_rows(touched), day)
+        per_day[day] = lake.replace_days(TRAILING_STOP_OUTCOMES, rows, day, day + ONE_DAY, schema=SCHEMA, metadata=meta)
         _delete_superseded(lake, touched, state, day, run_id)
         state_rows[day] = write_state(lake, TRAILING_STOP_STATE, new_state, day, STATE_SCHEMA, meta)
         state = new_state

@@ -93,7 +93,13 @@ EXPECTED_SENSORS: dict[str, dict[str, Any]] = {
     "bronze_sensor": {
         "default_status": RUNNING,
         "type": "SensorDefinition",
-        "assets": ["silver/risk_events", "silver/risk_events_quarantine"],
+        "assets": [
+            "gold/circuit_breaker_transitions",
+            "gold/limit_rejection_stats",
+            "gold/trailing_stop_outcomes",
+            "silver/risk_events",
+            "silver/risk_events_quarantine",
+        ],
     },
     "risk_automation_sensor": {
         "default_status": RUNNING,

@@ -32,7 +32,9 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from risk_pipeline.defs.constants import (
     BRONZE_RISK_EVENTS,
+    GOLD_GROUP,
     RISK_EVENT_DATES_KEY,
+    SILVER_GROUP,
     SILVER_RISK_EVENTS,
     asset_key,
 )
@@ -65,11 +67,11 @@ MAINTENANCE_OPERATIONS: Final[frozenset[str]] = frozenset(
 included; a create that also wrote rows is logged as a ``WRITE``)."""
 
 SILVER_KEY: Final = asset_key(SILVER_RISK_EVENTS)
-SILVER_TARGET: Final = dg.AssetSelection.from_string(
-    f'key:"{SILVER_KEY.to_user_string()}"'
-).required_multi_asset_neighbors()
-"""Silver by key -- a selection that is empty, not an error, while silver is not defined -- plus every
-asset computed in the same step (the quarantine table), since that step cannot run for one of them."""
+SILVER_TARGET: Final = dg.AssetSelection.groups(SILVER_GROUP, GOLD_GROUP)
+"""Silver and gold of a touched day, in one run: gold reads that day of silver, so a late event reaches
+the gold tables with the same run instead of waiting for the nightly schedule. Gold carries state
+from day to day; a late event in an older day leaves later gold days as they were until they are
+rebuilt (the daily schedule, or a backfill)."""
 PARTITION_TAG: Final = "dagster/partition"
 SENSOR_NAME_TAG: Final = "dagster/sensor_name"
 BRONZE_VERSIONS_TAG: Final = "risk/bronze_versions"
@@ -222,7 +224,7 @@ SENSOR_NAME: Final = "bronze_sensor"
 
 @dg.sensor(
     name=SENSOR_NAME,
-    description="Requests a silver run for every UTC day that new bronze Delta commits touched.",
+    description="Requests a silver and gold run for every UTC day that new bronze Delta commits touched.",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     target=SILVER_TARGET,

@@ -10,8 +10,9 @@ The state lives in its own Delta table, partitioned by ``event_date`` = the day 
 log's partition listing, no data scan) and writes state(D). Consequences:
 
 * re-running day D is idempotent: it reads the same state(< D) and replaces gold(D) and state(D);
-* re-running an older day C < D rewrites state(C), so days after C are stale until they are re-run
-  in order (the orchestration layer expresses that with a dependency on the previous partition);
+* re-running an older day C < D rewrites state(C), so days after C reflect a change to C only once
+  they are re-run in order (a backfill of C onwards; the bronze sensor and the daily schedule rebuild
+  the days they touch, not the ones after);
 * a day with no state partition before it starts from empty state; a hole (day D-1 never built)
   makes D start from an older state -- :attr:`GoldResult.carried_from` reports which one was used.
 

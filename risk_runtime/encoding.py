@@ -8,7 +8,8 @@ to disk is already Arrow and the shipper process only adds its bookkeeping colum
 
 Malformed values never fail the batch. A column whose conversion fails -- or one of the few
 where pyarrow would coerce without a word: ``True`` into a float, ``1.5`` into an int, a naive
-datetime into UTC -- is checked value by value; a bad value is nulled and described in the row's
+datetime into UTC, a ``datetime`` into a ``date`` column (its time of day dropped) -- is checked
+value by value; a bad value is nulled and described in the row's
 ``ingest_errors``, so the event still lands in bronze and silver quarantines it with the reason.
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any, Final
 
@@ -51,6 +52,8 @@ _LENIENT_TYPES: Final[dict[pa.DataType, tuple[frozenset[type], str]]] = {
     pa.float64(): (frozenset({float, int, _NONE}), "a number"),
     pa.int64(): (frozenset({int, _NONE}), "an integer"),
     pa.int32(): (frozenset({int, _NONE}), "an integer"),
+    # exactly ``date``: a ``datetime`` is a ``date`` subclass that pyarrow would truncate to its day
+    pa.date32(): (frozenset({date, _NONE}), "a date"),
 }
 _EXPECTED: Final[dict[pa.DataType, str]] = {pa.bool_(): "a bool", pa.string(): "a string"}
 
@@ -243,7 +246,10 @@ def finish_bronze(frames: pa.Table, *, writer_id: str, ingested_at: datetime | N
         "event_date": days,
         "ingested_at": pa.array([ingested] * n, BRONZE_SCHEMA.field("ingested_at").type),
     }
-    return pa.Table.from_arrays([columns[f.name] for f in BRONZE_SCHEMA], schema=BRONZE_SCHEMA)
+    # A frame spooled by an older runtime lacks the columns later schema versions added: null there.
+    return pa.Table.from_arrays(
+        [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in BRONZE_SCHEMA], schema=BRONZE_SCHEMA
+    )
 
 
 def events_to_bronze(

@@ -14,6 +14,19 @@ Why the extra columns beyond the design guide's:
 * ``ingest_errors`` -- values that could not be stored in their typed column are nulled and
   described here, so a malformed event still lands (and is quarantined by silver with the
   reason) instead of costing the rest of its batch or vanishing.
+
+Schema versions (``schema_version`` on every row, :data:`SCHEMA_VERSION` for this runtime):
+
+* **1** -- the columns up to ``metadata``.
+* **2** -- adds the option contract and market context a desk needs on trailing-stop and limit
+  events: ``underlying`` (the underlying's ticker), ``option_right`` (``"C"``/``"P"``), ``strike``,
+  ``expiry`` (a ``date``), ``option_delta`` (the option's delta at the time, in [-1, 1]) and
+  ``underlying_price``. All optional; bronze merges them into an existing version-1 table as
+  nullable columns, so writers still running version 1 keep appending their shape beside them.
+
+A new version only ever *adds nullable columns* here (bronze is append-only history and older
+writers keep running); anything else -- a renamed field, a changed meaning -- is expressed as an
+upcast step in the pipeline (``risk_pipeline/defs/silver/upcast.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +35,13 @@ import math
 import os
 import random
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, Final
 
 import pyarrow as pa
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 """The event schema version this runtime writes."""
 
 
@@ -40,6 +53,22 @@ class Component(StrEnum):
     PORTFOLIO_LIMITS = "portfolio_limits"
     EVENT_LOGGER = "event_logger"
     """The logger itself, reporting events it had to refuse (see ``EVENTS_DROPPED``)."""
+
+
+class OptionRight(StrEnum):
+    """An option's right, stored in ``option_right`` (schema version 2)."""
+
+    CALL = "C"
+    PUT = "P"
+
+
+def plain_right(option_right: OptionRight | str | None) -> str | None:
+    """``"C"``/``"P"`` for an :class:`OptionRight` member (logged as a plain string), else unchanged.
+
+    Plain strings encode ~30x faster than ``StrEnum`` members; anything else is left for the encoder
+    and silver to report.
+    """
+    return option_right.value if isinstance(option_right, OptionRight) else option_right
 
 
 class RiskEventType(StrEnum):
@@ -141,6 +170,13 @@ class RiskEvent:
     rejection_reason: str | None = None
     # free-form JSON object, as a string
     metadata: str | None = None
+    # option contract and market context (schema version 2)
+    underlying: str | None = None
+    option_right: str | None = None
+    strike: float | None = None
+    expiry: date | None = None
+    option_delta: float | None = None
+    underlying_price: float | None = None
     schema_version: int = SCHEMA_VERSION
 
 
@@ -171,6 +207,12 @@ _EVENT_COLUMNS: Final[dict[str, pa.DataType]] = {
     "allowed": pa.bool_(),
     "rejection_reason": pa.string(),
     "metadata": pa.string(),
+    "underlying": pa.string(),
+    "option_right": pa.string(),
+    "strike": pa.float64(),
+    "expiry": pa.date32(),
+    "option_delta": pa.float64(),
+    "underlying_price": pa.float64(),
     "schema_version": pa.int32(),
 }
 assert set(_EVENT_COLUMNS) == set(EVENT_FIELDS), "RiskEvent and its Arrow columns must match"

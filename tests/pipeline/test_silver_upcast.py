@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from risk_pipeline.defs.silver.transform import build_silver
-from risk_pipeline.defs.silver.upcast import UPCASTERS, apply_upcasts, upcast_to_current
+from risk_pipeline.defs.silver.upcast import KNOWN_SCHEMA_VERSIONS, UPCASTERS, apply_upcasts, upcast_to_current
 from risk_runtime.events import SCHEMA_VERSION
 
 
@@ -55,11 +55,16 @@ def test_a_step_at_or_after_the_current_version_is_refused() -> None:
         apply_upcasts(frame([1]), {2: add_venue}, current=2)
 
 
-def test_today_only_the_current_version_exists(bronze_from_events, bronze_from_rows, bronze_row, day) -> None:
-    assert SCHEMA_VERSION == 1 and UPCASTERS == {}
-    bronze = bronze_from_rows([bronze_row(sequence=1), bronze_row(sequence=2, schema_version=0)])
-    assert upcast_to_current(bronze).equals(bronze)
+def test_versions_one_and_two_are_known_and_others_are_quarantined(
+    bronze_from_events, bronze_from_rows, bronze_row, day
+) -> None:
+    assert SCHEMA_VERSION == 2 and set(UPCASTERS) == {1} and frozenset({1, 2}) == KNOWN_SCHEMA_VERSIONS
+    bronze = bronze_from_rows(
+        [bronze_row(sequence=1), bronze_row(sequence=2, schema_version=0), bronze_row(sequence=3, schema_version=1)]
+    )
+    assert upcast_to_current(bronze).get_column("schema_version").to_list() == [2, 0, 2]
     build = build_silver(bronze, run_id="r", partition=day.isoformat())
     # A version with no path to the current one is quarantined, never guessed at.
-    assert build.quarantine.get_column("reasons").to_list() == [["schema_version: a known version {1}"]]
-    assert build.silver.height == 1
+    assert build.quarantine.get_column("reasons").to_list() == [["schema_version: a known version {1, 2}"]]
+    assert build.silver.get_column("sequence").to_list() == [1, 3]
+    assert build.silver.get_column("schema_version").to_list() == [2, 2]

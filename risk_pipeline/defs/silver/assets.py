@@ -30,12 +30,14 @@ from risk_pipeline.defs.silver.checks import (
     quarantine_rate_check,
     sequence_gap_check,
 )
-from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
+from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA, rule_settings
 from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
 from risk_runtime.events import BRONZE_SCHEMA
 
-SILVER_CODE_VERSION: Final = "1"
-"""Bump when validation rules or the silver model change: the UI then marks every day stale."""
+SILVER_CODE_VERSION: Final = "2"
+"""Bump when validation rules or the silver model change: the UI then marks every day stale.
+
+2: event schema version 2 (option contract fields, their rules, the v1 -> v2 upcast), ``$RISK_MAX_PREMIUM``."""
 
 _DAY: Final = timedelta(days=1)
 
@@ -95,6 +97,8 @@ def silver_risk_events(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     the_lake = lake.lake()
     start, end = partition_days(context)
+    settings = rule_settings()  # read (and a bad value refused) before any day is replaced
+    context.log.info(f"silver rules: {settings}")
     per_day: dict[str, dict[str, int]] = {}
     reasons: dict[str, int] = {}
     day = start
@@ -117,6 +121,7 @@ def silver_risk_events(
             "bronze_rows": totals["bronze_rows"],
             "duplicates_removed": totals["duplicates_removed"],
             "days": len(per_day),
+            "rule_settings": dg.MetadataValue.json(settings),
         },
     )
     yield dg.MaterializeResult(

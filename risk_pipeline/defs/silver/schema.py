@@ -12,10 +12,16 @@ Everything silver promises lives here, once:
 
 The rule *sets* (states, limit types, which event needs which field, ...) are the module-level constants
 below, not literals inside checks: tightening a rule is an edit to one table, followed by a backfill.
+
+One threshold is operator configuration instead, read when a day is validated:
+``$RISK_MAX_PREMIUM`` (:func:`max_premium`) caps every premium column; unset, there is no cap. Changing it
+changes what silver accepts, so follow it with a backfill of the days it should apply to.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -25,13 +31,14 @@ import pyarrow as pa
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
+from risk_pipeline.defs.silver.upcast import KNOWN_SCHEMA_VERSIONS
 from risk_pipeline.lake import DAY_COLUMN, TableRef
 from risk_runtime.events import (
     BRONZE_SCHEMA,
     EVENT_COMPONENT,
-    SCHEMA_VERSION,
     TIMESTAMP,
     Component,
+    OptionRight,
     RiskEventType,
 )
 
@@ -80,9 +87,8 @@ _T = RiskEventType
 
 CIRCUIT_STATES: Final = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
 LIMIT_TYPES: Final = frozenset({"portfolio_delta", "symbol_delta", "open_positions"})
-KNOWN_SCHEMA_VERSIONS: Final = frozenset({SCHEMA_VERSION})
-"""Versions silver accepts. Older bronze versions are upcast before validation (see ``upcast.py``), so only
-the current one may remain."""
+# KNOWN_SCHEMA_VERSIONS (imported from upcast.py): the versions silver accepts -- the current one and every
+# older one with an upcast path. Older rows are upcast before validation, so only the current one remains.
 MIN_SEQUENCE: Final = 1
 MIN_FAILURE_COUNT: Final = 0
 
@@ -120,6 +126,39 @@ ALLOWED_BY_EVENT_TYPE: Final[Mapping[RiskEventType, bool]] = {_T.PL_CHECK: True,
 
 LIMIT_TYPES_BY_EVENT_TYPE: Final[Mapping[RiskEventType, frozenset[str]]] = {_T.PL_REJECTION: LIMIT_TYPES}
 """A rejection must name a limit the checker actually enforces."""
+
+OPTION_RIGHTS: Final = frozenset(r.value for r in OptionRight)
+OPTION_DELTA_RANGE: Final = (-1.0, 1.0)
+"""An option's delta per share: a call's in [0, 1], a put's in [-1, 0]."""
+PREMIUM_COLUMNS: Final = ("entry_premium", "current_premium", "highest_premium", "stop_premium")
+
+MAX_PREMIUM_ENV: Final = "RISK_MAX_PREMIUM"
+"""Operator-set cap on every premium column (per share); unset or empty means no cap."""
+
+
+def max_premium() -> float:
+    """``$RISK_MAX_PREMIUM`` as a positive number, or infinity when unset; read at every validation.
+
+    Raises ``ValueError`` for anything else: a typo must fail the run, not silently accept (or refuse)
+    every row.
+    """
+    text = os.environ.get(MAX_PREMIUM_ENV, "").strip()
+    if not text:
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"${MAX_PREMIUM_ENV} must be a positive number, got {text!r}") from None
+    if not value > 0:  # NaN fails too
+        raise ValueError(f"${MAX_PREMIUM_ENV} must be a positive number, got {text!r}")
+    return value
+
+
+def rule_settings() -> dict[str, str]:
+    """The operator-set thresholds in force, for a run's metadata (what a quarantine reason was judged by)."""
+    cap = max_premium()
+    return {MAX_PREMIUM_ENV: "unset (no cap)" if math.isinf(cap) else repr(cap)}
+
 
 UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -206,6 +245,12 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
     allowed: bool = pa_pl.Field(nullable=True)
     rejection_reason: str = pa_pl.Field(nullable=True)
     metadata: str = pa_pl.Field(nullable=True)
+    underlying: str = pa_pl.Field(nullable=True)
+    option_right: str = pa_pl.Field(nullable=True)
+    strike: float = pa_pl.Field(nullable=True)
+    expiry: pl.Date = pa_pl.Field(nullable=True)
+    option_delta: float = pa_pl.Field(nullable=True)
+    underlying_price: float = pa_pl.Field(nullable=True)
     schema_version: pl.Int32 = pa_pl.Field(nullable=False)
     writer_id: str = pa_pl.Field(nullable=False)
     sequence: int = pa_pl.Field(nullable=False)
@@ -239,6 +284,23 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
     def _premium_positive(cls, data: PolarsData) -> pl.LazyFrame:
         # polars orders NaN above every number (NaN > 0 is true), hence the explicit is_finite.
         return _rows(data, pl.col(data.key).is_finite() & (pl.col(data.key) > 0))
+
+    @pa_pl.check(*PREMIUM_COLUMNS, name=f"<= ${MAX_PREMIUM_ENV}")
+    def _premium_within_cap(cls, data: PolarsData) -> pl.LazyFrame:
+        value = pl.col(data.key)
+        return _rows(data, value.is_nan() | (value <= max_premium()))  # NaN is "finite and > 0"'s to report
+
+    @pa_pl.check("option_right", name=f"in {_set_label(OPTION_RIGHTS)}")
+    def _known_option_right(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_in(sorted(OPTION_RIGHTS)))
+
+    @pa_pl.check("strike", "underlying_price", name="finite and > 0")
+    def _price_positive(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_finite() & (pl.col(data.key) > 0))
+
+    @pa_pl.check("option_delta", name=f"in [{OPTION_DELTA_RANGE[0]:g}, {OPTION_DELTA_RANGE[1]:g}]")
+    def _option_delta_in_range(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col(data.key).is_between(*OPTION_DELTA_RANGE))  # NaN is not between
 
     @pa_pl.check("current_value", "limit_value", name="finite")
     def _limit_value_finite(cls, data: PolarsData) -> pl.LazyFrame:
@@ -310,6 +372,11 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
             applies = pl.col("event_type") == event_type.value
             ok = ok & (~applies | pl.col("limit_type").is_in(sorted(limits)).fill_null(False))
         return _rows(data, ok)
+
+    @pa_pl.dataframe_check(name="expiry not before event_date")
+    def _expiry_not_past(cls, data: PolarsData) -> pl.LazyFrame:
+        # An option that expired before the event cannot be entered, held or stopped out on that day.
+        return _rows(data, pl.col("expiry").is_null() | (pl.col("expiry") >= pl.col(DAY_COLUMN)).fill_null(True))
 
     @pa_pl.dataframe_check(name="timestamp falls on event_date (UTC)")
     def _timestamp_on_event_date(cls, data: PolarsData) -> pl.LazyFrame:

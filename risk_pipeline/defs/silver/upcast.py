@@ -9,6 +9,17 @@ A step receives only the rows of its version, shaped like the bronze frame, and 
 mechanism, not the step, stamps the new ``schema_version`` and checks that no row was lost or invented.
 Rows of a version with no path to the current one are left alone: silver's ``schema_version`` rule
 quarantines them with a reason rather than guessing.
+
+**What ``schema_version`` means in silver.** After upcasting, a row's ``schema_version`` is the shape it is
+*now* in -- always :data:`SCHEMA_VERSION` in silver -- so every reader and rule sees one shape. The version
+the writer used is not lost: bronze keeps every row as written (find it by ``event_id``), and quarantine
+keeps the raw row too. We do not add a second "written version" column: it would be a silver column that
+bronze does not have, and a rule or a gold table branching on it is exactly what upcasting exists to avoid.
+
+Steps:
+
+* **1 -> 2** (:func:`v1_to_v2`): version 2 added the option contract and market fields (``underlying``,
+  ``option_right``, ``strike``, ``expiry``, ``option_delta``, ``underlying_price``).
 """
 
 from __future__ import annotations
@@ -23,10 +34,44 @@ from risk_runtime.events import SCHEMA_VERSION
 UpcastStep = Callable[[pl.DataFrame], pl.DataFrame]
 """Rows of version ``v`` in, the same rows as version ``v + 1`` out (``schema_version`` is stamped for it)."""
 
-UPCASTERS: Final[dict[int, UpcastStep]] = {}
-"""``{from_version: step}``. Empty while version 1 is the only one the runtime has ever written."""
-
 VERSION_COLUMN: Final = "schema_version"
+
+V2_COLUMNS: Final[dict[str, pl.DataType]] = {
+    "underlying": pl.String(),
+    "option_right": pl.String(),
+    "strike": pl.Float64(),
+    "expiry": pl.Date(),
+    "option_delta": pl.Float64(),
+    "underlying_price": pl.Float64(),
+}
+"""The columns version 2 added, as silver types them."""
+
+
+def v1_to_v2(rows: pl.DataFrame) -> pl.DataFrame:
+    """Version-1 rows as version 2: ``underlying`` from ``symbol``, the other new fields null.
+
+    Why ``underlying = symbol``: every version-1 emitter put the *underlying's* ticker in ``symbol`` --
+    the limits checker bounds delta per underlying (``symbol_delta``), and stops were added with the
+    underlying of the option they protect -- because version 1 had no way to name the contract itself.
+    So for a v1 event with a symbol the underlying is known exactly; events without one (breaker events,
+    portfolio-wide warnings) have no underlying. A v1 writer could not know the strike, right, expiry,
+    delta or underlying price, so those stay null rather than being guessed. A value already present is
+    kept (a version-1 writer cannot produce one, but nothing is overwritten).
+    """
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in V2_COLUMNS.items() if name not in rows.columns]
+    rows = rows.with_columns(missing) if missing else rows
+    symbol = pl.col("symbol") if "symbol" in rows.columns else pl.lit(None, dtype=pl.String())
+    return rows.with_columns(pl.coalesce(pl.col("underlying"), symbol).alias("underlying"))
+
+
+UPCASTERS: Final[dict[int, UpcastStep]] = {1: v1_to_v2}
+"""``{from_version: step}``: one function per version step, ``v -> v + 1``, up to :data:`SCHEMA_VERSION`."""
+
+KNOWN_SCHEMA_VERSIONS: Final = frozenset({*UPCASTERS, SCHEMA_VERSION})
+"""Every version bronze may hold that silver can handle: the current one and each with an upcast path."""
+if frozenset(range(1, SCHEMA_VERSION + 1)) != KNOWN_SCHEMA_VERSIONS:  # not assert: must hold under -O too
+    raise AssertionError(f"upcast steps {sorted(UPCASTERS)} must chain every version from 1 to {SCHEMA_VERSION}")
+
 _ORDER: Final = "__upcast_order"
 
 

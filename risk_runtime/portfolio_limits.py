@@ -20,6 +20,12 @@ the portfolio delta, each symbol's delta, and the open-position count.
 
 Deltas are in whatever unit the desk uses for its limits (here: option delta per contract);
 the checker multiplies by ``quantity`` and never by a contract multiplier.
+
+Option contract (schema version 2): :meth:`PortfolioLimitsChecker.check_entry` optionally takes the
+entry's contract (``underlying``, ``option_right``, ``strike``, ``expiry``) and market
+(``option_delta``, ``underlying_price``) and puts them on its ``PL_CHECK`` / ``PL_REJECTION``
+event. ``option_delta`` is the option's own delta (in [-1, 1]); it is not derived from ``delta``,
+whose unit is the desk's limit unit.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, plain_right, utc_now
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -139,6 +146,21 @@ class InMemoryRiskCalculator:
 
 
 @dataclass(frozen=True, slots=True)
+class OptionContext:
+    """The entry's option contract and market, as logged on its limit event (all optional)."""
+
+    underlying: str | None = None
+    option_right: str | None = None
+    strike: float | None = None
+    expiry: date | None = None
+    option_delta: float | None = None
+    underlying_price: float | None = None
+
+
+_NO_OPTION: OptionContext = OptionContext()
+
+
+@dataclass(frozen=True, slots=True)
 class PortfolioLimits:
     """The book's limits. Deltas are absolute bounds (a long and a short book are alike)."""
 
@@ -200,13 +222,27 @@ class PortfolioLimitsChecker:
         *,
         quantity: int = 1,
         execution_id: str | None = None,
+        underlying: str | None = None,
+        option_right: OptionRight | str | None = None,
+        strike: float | None = None,
+        expiry: date | None = None,
+        option_delta: float | None = None,
+        underlying_price: float | None = None,
     ) -> tuple[bool, str | None]:
-        """``(True, None)`` if the entry fits every limit, else ``(False, reason)``; logs either way."""
+        """``(True, None)`` if the entry fits every limit, else ``(False, reason)``; logs either way.
+
+        The option keywords describe the entry's contract and market; they go on the logged event.
+        """
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol must be a non-empty string, got {symbol!r}")
         if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
             raise ValueError(f"delta for {symbol} must be a finite number, got {delta!r}")
         _require_count("quantity", quantity)
+        option = (
+            _NO_OPTION
+            if underlying is option_right is strike is expiry is option_delta is underlying_price is None
+            else OptionContext(underlying, plain_right(option_right), strike, expiry, option_delta, underlying_price)
+        )
         calc = self.risk_calculator
         limits = self.limits
         added = delta * quantity
@@ -241,10 +277,20 @@ class PortfolioLimitsChecker:
                     )
                     if self.event_logger is not None
                     else None,
+                    option=option,
                 )
                 return False, reason
         binding = max(measures, key=lambda m: m[1] / m[2])  # max() keeps the first on ties
-        self._log(RiskEventType.PL_CHECK, binding[0], symbol, execution_id, binding[1], binding[2], allowed=True)
+        self._log(
+            RiskEventType.PL_CHECK,
+            binding[0],
+            symbol,
+            execution_id,
+            binding[1],
+            binding[2],
+            allowed=True,
+            option=option,
+        )
         return True, None
 
     async def check_entry_allowed(
@@ -254,9 +300,26 @@ class PortfolioLimitsChecker:
         *,
         quantity: int = 1,
         execution_id: str | None = None,
+        underlying: str | None = None,
+        option_right: OptionRight | str | None = None,
+        strike: float | None = None,
+        expiry: date | None = None,
+        option_delta: float | None = None,
+        underlying_price: float | None = None,
     ) -> tuple[bool, str | None]:
         """Async form of :meth:`check_entry` (same rules, same events), for the entry workflow."""
-        return self.check_entry(symbol, delta, quantity=quantity, execution_id=execution_id)
+        return self.check_entry(
+            symbol,
+            delta,
+            quantity=quantity,
+            execution_id=execution_id,
+            underlying=underlying,
+            option_right=option_right,
+            strike=strike,
+            expiry=expiry,
+            option_delta=option_delta,
+            underlying_price=underlying_price,
+        )
 
     def check_portfolio_health(self) -> list[LimitWarning]:
         """Warnings for every limit at or above ``warning_utilization``; each logged as PL_WARNING."""
@@ -298,6 +361,7 @@ class PortfolioLimitsChecker:
         allowed: bool | None = None,
         reason: str | None = None,
         metadata: str | None = None,
+        option: OptionContext = _NO_OPTION,
     ) -> None:
         sink = self.event_logger
         if sink is None:
@@ -316,6 +380,12 @@ class PortfolioLimitsChecker:
                 allowed=allowed,
                 rejection_reason=reason,
                 metadata=metadata,
+                underlying=option.underlying,
+                option_right=option.option_right,
+                strike=option.strike,
+                expiry=option.expiry,
+                option_delta=option.option_delta,
+                underlying_price=option.underlying_price,
             )
         )
 

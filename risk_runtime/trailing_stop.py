@@ -19,6 +19,11 @@ the stop premium (null while dormant) and ``action`` (ADD/ACTIVATE/UPDATE/TRIGGE
 ``TS_ADD`` also carries the stop's parameters as metadata
 (``{"activation_pct": .., "trailing_pct": ..}``), so the table alone explains each stop.
 
+Option contract (schema version 2): a stop added with ``underlying``, ``option_right``, ``strike``
+and ``expiry`` remembers them and puts them on every event of that stop. ``option_delta`` and
+``underlying_price`` describe the market at one moment, so they go only on the event of the call
+that supplied them (the add, an update, a removal) and are null where the caller did not know them.
+
 The manager is meant for one asyncio task (the position-monitoring loop); it takes no locks.
 """
 
@@ -28,12 +33,12 @@ import json
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, plain_right, utc_now
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -131,11 +136,15 @@ class TrailingStop:
         "current_premium",
         "entry_premium",
         "execution_id",
+        "expiry",
         "highest_premium",
+        "option_right",
         "stop_premium",
+        "strike",
         "symbol",
         "trailing_pct",
         "triggered_at",
+        "underlying",
     )
 
     def __init__(
@@ -149,11 +158,19 @@ class TrailingStop:
         event_logger: EventSink | None = None,
         clock: Clock = utc_now,
         source: str = "default",
+        underlying: str | None = None,
+        option_right: OptionRight | str | None = None,
+        strike: float | None = None,
+        expiry: date | None = None,
     ) -> None:
         if not isinstance(execution_id, str) or not execution_id:
             raise ValueError(f"execution_id must be a non-empty string, got {execution_id!r}")
         self.execution_id = execution_id
         self.symbol = symbol
+        self.underlying = underlying
+        self.option_right = plain_right(option_right)
+        self.strike = strike
+        self.expiry = expiry
         self.entry_premium = _require_premium("entry_premium", entry_premium)
         self.activation_pct = _require_fraction("activation_pct", activation_pct)
         self.trailing_pct = _require_fraction("trailing_pct", trailing_pct)
@@ -175,8 +192,14 @@ class TrailingStop:
     def triggered(self) -> bool:
         return self.triggered_at is not None
 
-    def update(self, premium: float) -> TrailingStopAction | None:
-        """Apply one premium observation; the action taken (logged), or None if nothing moved."""
+    def update(
+        self, premium: float, *, underlying_price: float | None = None, option_delta: float | None = None
+    ) -> TrailingStopAction | None:
+        """Apply one premium observation; the action taken (logged), or None if nothing moved.
+
+        ``underlying_price`` and ``option_delta``, when given, are the market at this observation and
+        go on the event it logs (if any).
+        """
         if self.triggered_at is not None:
             raise RuntimeError(f"trailing stop {self.execution_id!r} already triggered; it takes no more updates")
         if isinstance(premium, bool) or not 0.0 < premium < math.inf:  # NaN fails the comparison too
@@ -188,23 +211,36 @@ class TrailingStop:
                 self.highest_premium = premium
             if premium >= self.activation_premium:
                 self.stop_premium = self.highest_premium * self._keep
-                self._log(TrailingStopAction.ACTIVATE)
+                self._log(TrailingStopAction.ACTIVATE, underlying_price=underlying_price, option_delta=option_delta)
                 return TrailingStopAction.ACTIVATE
             return None
         if premium <= stop:
             self.triggered_at = self._clock()
-            self._log(TrailingStopAction.TRIGGER, self.triggered_at)
+            self._log(
+                TrailingStopAction.TRIGGER,
+                self.triggered_at,
+                underlying_price=underlying_price,
+                option_delta=option_delta,
+            )
             return TrailingStopAction.TRIGGER
         if premium > self.highest_premium:
             self.highest_premium = premium
             candidate = premium * self._keep
             if candidate > stop:
                 self.stop_premium = candidate
-                self._log(TrailingStopAction.UPDATE)
+                self._log(TrailingStopAction.UPDATE, underlying_price=underlying_price, option_delta=option_delta)
                 return TrailingStopAction.UPDATE
         return None
 
-    def _log(self, action: TrailingStopAction, now: datetime | None = None, metadata: str | None = None) -> None:
+    def _log(
+        self,
+        action: TrailingStopAction,
+        now: datetime | None = None,
+        metadata: str | None = None,
+        *,
+        underlying_price: float | None = None,
+        option_delta: float | None = None,
+    ) -> None:
         sink = self._sink
         if sink is None:
             return
@@ -222,6 +258,12 @@ class TrailingStop:
                 stop_premium=self.stop_premium,
                 action=action.value,
                 metadata=metadata,
+                underlying=self.underlying,
+                option_right=self.option_right,
+                strike=self.strike,
+                expiry=self.expiry,
+                option_delta=option_delta,
+                underlying_price=underlying_price,
             )
         )
 
@@ -280,8 +322,19 @@ class TrailingStopManager:
         symbol: str | None = None,
         activation_pct: float | None = None,
         trailing_pct: float | None = None,
+        underlying: str | None = None,
+        option_right: OptionRight | str | None = None,
+        strike: float | None = None,
+        expiry: date | None = None,
+        option_delta: float | None = None,
+        underlying_price: float | None = None,
     ) -> TrailingStop:
-        """Start tracking a new position (``TS_ADD``); per-stop pcts override the config."""
+        """Start tracking a new position (``TS_ADD``); per-stop pcts override the config.
+
+        The option contract (``underlying``, ``option_right``, ``strike``, ``expiry``) is remembered
+        and logged on every event of the stop; ``option_delta`` and ``underlying_price`` (the market
+        at entry) go on the ``TS_ADD``.
+        """
         if execution_id in self._stops:
             raise ValueError(f"a trailing stop for execution_id {execution_id!r} already exists")
         activation = self.config.activation_pct if activation_pct is None else activation_pct
@@ -295,6 +348,10 @@ class TrailingStopManager:
             event_logger=self.event_logger,
             clock=self.clock,
             source=self.name,
+            underlying=underlying,
+            option_right=option_right,
+            strike=strike,
+            expiry=expiry,
         )
         self._stops[execution_id] = stop
         if self.event_logger is not None:
@@ -303,24 +360,41 @@ class TrailingStopManager:
             if metadata is None:
                 metadata = json.dumps({"activation_pct": key[0], "trailing_pct": key[1]})
                 self._add_metadata[key] = metadata
-            stop._log(TrailingStopAction.ADD, metadata=metadata)
+            stop._log(
+                TrailingStopAction.ADD, metadata=metadata, underlying_price=underlying_price, option_delta=option_delta
+            )
         return stop
 
-    def remove_stop(self, execution_id: str) -> TrailingStop:
+    def remove_stop(
+        self, execution_id: str, *, underlying_price: float | None = None, option_delta: float | None = None
+    ) -> TrailingStop:
         """Stop tracking a position closed for another reason (``TS_REMOVE``); returns the stop."""
         stop = self._stops.pop(execution_id, None)
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
-        stop._log(TrailingStopAction.REMOVE)
+        stop._log(TrailingStopAction.REMOVE, underlying_price=underlying_price, option_delta=option_delta)
         return stop
 
     # ------------------------------------------------------------------ prices
-    def update(self, execution_id: str, premium: float) -> TriggeredStop | None:
-        """Feed one premium to one stop; the :class:`TriggeredStop` if it fired, else None."""
+    def update(
+        self,
+        execution_id: str,
+        premium: float,
+        *,
+        underlying_price: float | None = None,
+        option_delta: float | None = None,
+    ) -> TriggeredStop | None:
+        """Feed one premium to one stop; the :class:`TriggeredStop` if it fired, else None.
+
+        ``underlying_price`` and ``option_delta`` (optional) go on the event the update logs, if any.
+        """
         stop = self._stops.get(execution_id)
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
-        if stop.update(premium) is TrailingStopAction.TRIGGER:
+        if (
+            stop.update(premium, underlying_price=underlying_price, option_delta=option_delta)
+            is TrailingStopAction.TRIGGER
+        ):
             del self._stops[execution_id]
             return stop._triggered()
         return None

@@ -26,6 +26,8 @@ SCENARIO_LIMITS: Final = PortfolioLimits(
     max_portfolio_delta=10.0, max_symbol_delta=3.0, max_open_positions=2, warning_utilization=0.8
 )
 SCENARIO_STOPS: Final = TrailingStopConfig(activation_pct=0.02, trailing_pct=0.015)
+SCENARIO_CONTRACTS: Final = {"SPY": (520.0, 519.80), "QQQ": (440.0, 441.25)}
+"""Underlying -> (strike of the call a stop protects, the underlying's price at entry)."""
 
 
 def scripted_scenario(sink: EventSink, *, start: datetime) -> None:
@@ -70,6 +72,10 @@ def scripted_scenario(sink: EventSink, *, start: datetime) -> None:
     3060    D+1 00:21:00  PL_CHECK E7 QQQ delta 0.5 x 1, allowed; binding open_positions 1 / 2
     ======  ==========  ==========================================================================
 
+    Both stops name their option (event schema version 2) on every event: E1 the SPY 520 call, E2 the
+    QQQ 440 call, both expiring on day D + 18; their TS_ADD also carries the option's delta at entry
+    (0.5 and 0.4, as entered) and the underlying's price (519.80 and 441.25). Limit events carry no contract.
+
     Totals (23 events): day D 13 -- PL_CHECK 2, PL_REJECTION 2 (symbol_delta 1, open_positions 1),
     PL_WARNING 1, TS_ADD 2, TS_ACTIVATE 1, TS_UPDATE 1, CB_FAILURE 3, CB_STATE_CHANGE 1;
     day D+1 10 -- PL_REJECTION 2 (open_positions 1, symbol_delta 1), PL_CHECK 1,
@@ -90,13 +96,26 @@ def scripted_scenario(sink: EventSink, *, start: datetime) -> None:
     book = InMemoryRiskCalculator()
     limits = PortfolioLimitsChecker(book, SCENARIO_LIMITS, sink, clock=clock, name="book")
 
+    expiry = start.date() + timedelta(days=18)
+
     def enter(execution_id: str, symbol: str, delta: float, quantity: int, premium: float | None) -> bool:
         allowed, _ = limits.check_entry(symbol, delta, quantity=quantity, execution_id=execution_id)
         if allowed and premium is not None:
             assert breaker.is_trading_allowed()
             breaker.record_success()  # a fill while CLOSED with no failures logs nothing
             book.add_position(execution_id, symbol, delta, quantity)
-            stops.add_trailing_stop(execution_id, premium, symbol=symbol)
+            strike, spot = SCENARIO_CONTRACTS[symbol]
+            stops.add_trailing_stop(
+                execution_id,
+                premium,
+                symbol=symbol,
+                underlying=symbol,
+                option_right="C",
+                strike=strike,
+                expiry=expiry,
+                option_delta=delta,
+                underlying_price=spot,
+            )
         return allowed
 
     at(0)

@@ -11,7 +11,9 @@ What is simulated:
   :class:`PositionMonitoringWorkflow` (trailing stops) over its own positions. Entries buy
   1-5 near-the-money calls or puts expiring on a Friday 1-4 weeks out; a position leaves when its
   stop triggers or after a random holding period (15-240 minutes; the stop is then removed).
-  Every book checks its portfolio health every 15 minutes.
+  Every book checks its portfolio health every 15 minutes. Limit checks and stop events carry the
+  contract (underlying, right, strike, expiry), the option's Black-Scholes delta at entry and the
+  underlying's price (schema version 2).
 * **Order routing** -- one :class:`OrderExecutionEngine` with a breaker per venue
   (``orders.cboe``, ``orders.ise``, ``orders.phlx``, ``orders.miax``; 3 failures open it, 120 s
   timeout, 2 half-open successes close it). Each day every venue has a 60% chance of a 5-25
@@ -238,13 +240,15 @@ def simulate_session(
                     for i, u in enumerate(UNIVERSE):
                         spots[i] = gbm_step(spots[i], u.drift, u.vol, dt, rng.gauss(0.0, 1.0))
                 prices.clear()
+                spot_of = dict(zip(_SYMBOLS, spots, strict=True))
                 for book in books:
-                    triggered, expired = book.monitor.on_tick(tick, prices, premium_of)
+                    triggered, expired = book.monitor.on_tick(tick, prices, premium_of, spot_of)
                     for fired in triggered:
                         book.monitor.close(fired.execution_id, remove_stop=False)
                         book.pending_exits.append(fired.execution_id)
                     for execution_id in expired:
-                        book.monitor.close(execution_id, remove_stop=True)
+                        underlying = book.monitor.positions[execution_id].contract[0]
+                        book.monitor.close(execution_id, remove_stop=True, underlying_price=spot_of[underlying])
                         book.pending_exits.append(execution_id)
                     _exit_pending(book, engine, int(rng.random() * venues))
                     n = whole_entries + (rng.random() < extra_entry_p)
@@ -261,8 +265,9 @@ def simulate_session(
         # The session ends flat: stop monitoring whatever is still open.
         clock.set(start + timedelta(days=days - 1) + TICK * TICKS_PER_DAY)
         for book in books:
-            for execution_id in list(book.monitor.positions):
-                book.monitor.close(execution_id, remove_stop=True)
+            for execution_id, position in list(book.monitor.positions.items()):
+                underlying_price = spots[_SYMBOL_INDEX[position.contract[0]]]
+                book.monitor.close(execution_id, remove_stop=True, underlying_price=underlying_price)
                 book.calc.remove_position(execution_id)
             for execution_id in book.pending_exits:
                 book.calc.remove_position(execution_id)
@@ -285,6 +290,7 @@ def simulate_session(
 
 
 _SYMBOL_INDEX: Final = {u.symbol: i for i, u in enumerate(UNIVERSE)}
+_SYMBOLS: Final = tuple(u.symbol for u in UNIVERSE)
 
 
 def _new_position(
@@ -306,6 +312,8 @@ def _new_position(
         entry_premium=0.0,
         delta=delta,
         close_after_tick=tick + (15 + int(draw() * 226)) // BAR_MINUTES,
+        expiry=datetime.fromtimestamp(expiry_ts, UTC).date(),
+        underlying_price=spots[i],
     )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from risk_runtime.circuit_breaker import CircuitBreakerConfig, TradingCircuitBreaker
 from risk_runtime.clock import Clock
@@ -30,7 +30,7 @@ from risk_runtime.sink import EventSink
 from risk_runtime.trailing_stop import TrailingStopConfig, TrailingStopManager, TriggeredStop
 
 ContractKey = tuple[str, float, int, bool]
-"""(underlying, strike, expiry as a proleptic ordinal day, is_call)."""
+"""(underlying, strike, expiry as a POSIX timestamp in seconds, is_call)."""
 
 
 @dataclass(slots=True)
@@ -44,6 +44,14 @@ class Position:
     delta: float
     close_after_tick: int
     last_premium: float = 0.0
+    expiry: date | None = None
+    """The contract's expiry day (its ``contract[2]`` as a date), logged on the position's events."""
+    underlying_price: float | None = None
+    """The underlying's price when the position was priced for entry."""
+
+    @property
+    def option_right(self) -> str:
+        return "C" if self.contract[3] else "P"
 
 
 class SimulatedBroker:
@@ -127,20 +135,36 @@ class PositionMonitoringWorkflow:
 
     def open(self, position: Position, symbol: str) -> None:
         self.positions[position.execution_id] = position
-        self.trailing_stops.add_trailing_stop(position.execution_id, position.entry_premium, symbol=symbol)
+        self.trailing_stops.add_trailing_stop(
+            position.execution_id,
+            position.entry_premium,
+            symbol=symbol,
+            underlying=position.contract[0],
+            option_right=position.option_right,
+            strike=position.contract[1],
+            expiry=position.expiry,
+            option_delta=position.delta,
+            underlying_price=position.underlying_price,
+        )
 
     def on_tick(
-        self, tick: int, prices: Mapping[ContractKey, float], premium_of: Callable[[ContractKey], float]
+        self,
+        tick: int,
+        prices: Mapping[ContractKey, float],
+        premium_of: Callable[[ContractKey], float],
+        spots: Mapping[str, float] | None = None,
     ) -> tuple[list[TriggeredStop], list[str]]:
         """Update every stop; returns the stops that triggered and the positions held too long.
 
         ``prices`` is this tick's cache of premiums already computed, ``premium_of`` prices
         (and caches) a contract not yet in it: most contracts are held by several positions.
+        ``spots`` (underlying -> price this tick), when given, goes on the stops' events.
         """
         triggered: list[TriggeredStop] = []
         expired: list[str] = []
         update = self.trailing_stops.update
         cached = prices.get
+        spot = (spots or {}).get
         for execution_id, position in self.positions.items():
             if tick >= position.close_after_tick:
                 expired.append(execution_id)
@@ -149,14 +173,14 @@ class PositionMonitoringWorkflow:
             if premium == position.last_premium:
                 continue  # an unchanged premium cannot move or trigger a stop
             position.last_premium = premium
-            fired = update(execution_id, premium)
+            fired = update(execution_id, premium, underlying_price=spot(position.contract[0]))
             if fired is not None:
                 triggered.append(fired)
         return triggered, expired
 
-    def close(self, execution_id: str, *, remove_stop: bool) -> Position:
+    def close(self, execution_id: str, *, remove_stop: bool, underlying_price: float | None = None) -> Position:
         if remove_stop:
-            self.trailing_stops.remove_stop(execution_id)
+            self.trailing_stops.remove_stop(execution_id, underlying_price=underlying_price)
         return self.positions.pop(execution_id)
 
 
@@ -185,7 +209,16 @@ class EntryWorkflow:
         """True if the position was opened (allowed by the limits and filled)."""
         symbol = position.contract[0]
         allowed, _ = self.portfolio_limits.check_entry(
-            symbol, position.delta, quantity=position.quantity, execution_id=position.execution_id
+            symbol,
+            position.delta,
+            quantity=position.quantity,
+            execution_id=position.execution_id,
+            underlying=symbol,
+            option_right=position.option_right,
+            strike=position.contract[1],
+            expiry=position.expiry,
+            option_delta=position.delta,
+            underlying_price=position.underlying_price,
         )
         if not allowed or self.engine.execute(first_venue) is None:
             return False

@@ -189,6 +189,11 @@ EXPECTED_OUTCOMES: Final = [
     {
         "execution_id": "E1",
         "symbol": "SPY",
+        "underlying": "SPY",
+        "option_right": "C",
+        "strike": 520.0,
+        "expiry": D + timedelta(days=18),
+        "entry_option_delta": 0.5,
         "outcome": "triggered",
         "entry_premium": 5.00,
         "added_at": utc(D, 23, 30),
@@ -209,6 +214,11 @@ EXPECTED_OUTCOMES: Final = [
     {
         "execution_id": "E2",
         "symbol": "QQQ",
+        "underlying": "QQQ",
+        "option_right": "C",
+        "strike": 440.0,
+        "expiry": D + timedelta(days=18),
+        "entry_option_delta": 0.4,
         "outcome": "removed",
         "entry_premium": 3.00,
         "added_at": utc(D, 23, 31),
@@ -437,7 +447,8 @@ def raw_rows(ingested_at: datetime) -> list[tuple[dict[str, Any], str]]:
         ({**base, "event_id": None, "sequence": 1}, "event_id: not_nullable"),
         ({**base, "event_id": _UUIDS[1], "sequence": 2, "timestamp": utc(DAY2 - timedelta(days=1), 23)},
          "timestamp falls on event_date (UTC)"),
-        ({**base, "event_id": _UUIDS[2], "sequence": 3, "schema_version": 99}, "schema_version: a known version {1}"),
+        ({**base, "event_id": _UUIDS[2], "sequence": 3, "schema_version": 99},
+         "schema_version: a known version {1, 2}"),
         ({**base, "event_id": _UUIDS[3], "sequence": 0}, "sequence: >= 1"),
     ]  # fmt: skip
 

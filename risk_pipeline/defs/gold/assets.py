@@ -36,8 +36,10 @@ from risk_pipeline.defs.silver.assets import partition_days
 from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import Lake, TableRef
 
-GOLD_CODE_VERSION: Final = "1"
-"""Bump when a gold definition changes: the UI then marks its partitions stale."""
+GOLD_CODE_VERSION: Final = "2"
+"""Bump when a gold definition changes: the UI then marks its partitions stale.
+
+2: trailing_stop_outcomes gains the stop's option (underlying, option_right, strike, expiry, entry_option_delta)."""
 
 FRESHNESS: Final = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 """Yesterday's day lands at 00:30 UTC; a day later than that is a failed pipeline, not a slow one."""
@@ -102,8 +104,9 @@ trailing_stop_outcomes_asset: Final = gold_asset(
     trailing_stop_outcomes.TRAILING_STOP_OUTCOMES,
     "One row per trailing stop (`execution_id`): premiums and times of its add, activation, trigger or removal; "
     "`outcome` (triggered | removed | open), `profit_locked` = stop - entry at trigger, `realized_pnl` = exit - "
-    "entry, `giveback` = highest - exit, `n_updates`, `duration_seconds`. Partitioned by the day of the stop's "
-    "last event.",
+    "entry, `giveback` = highest - exit, `n_updates`, `duration_seconds`; the option it protected (`underlying`, "
+    "`option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events predate schema version 2). "
+    "Partitioned by the day of the stop's last event.",
     TRAILING_STOP_CHECKS,
     outcomes_checks,
 )

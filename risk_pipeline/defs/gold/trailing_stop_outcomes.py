@@ -7,7 +7,11 @@ premiums and times, plus the figures a post-mortem asks for:
 * ``profit_locked`` = stop premium at the trigger - entry premium (the design guide's Query 2);
 * ``realized_pnl`` = exit premium (the current premium at the trigger) - entry premium;
 * ``giveback`` = highest premium - exit premium: how much of the peak the trail gave back;
-* ``n_updates`` -- TS_UPDATE events (ratchets); ``duration_seconds`` -- add to trigger/removal.
+* ``n_updates`` -- TS_UPDATE events (ratchets); ``duration_seconds`` -- add to trigger/removal;
+* ``underlying``, ``option_right``, ``strike``, ``expiry`` -- the option the stop protected, and
+  ``entry_option_delta`` -- its delta, each from the stop's first event that carries it (event schema
+  version 2). Stops logged by version-1 writers have ``underlying`` (silver's upcast takes it from
+  ``symbol``) and nulls for the rest; their premiums and P&L are computed exactly as for any stop.
 
 Events that arrive without their TS_ADD (the add was lost or came from before the lake) still make
 a row: whatever is unknown (``added_at``, ``duration_seconds``, perhaps ``entry_premium``) is null.
@@ -67,10 +71,20 @@ TRIGGERED: Final = "triggered"
 REMOVED: Final = "removed"
 OPEN: Final = "open"
 
+_CONTRACT: Final = [
+    pa.field("underlying", pa.string()),
+    pa.field("option_right", pa.string()),
+    pa.field("strike", pa.float64()),
+    pa.field("expiry", pa.date32()),
+    pa.field("entry_option_delta", pa.float64()),
+]
+"""The stop's option (event schema version 2); null where its events did not carry it."""
+
 SCHEMA: Final = pa.schema(
     [
         pa.field("execution_id", pa.string(), nullable=False),
         pa.field("symbol", pa.string()),
+        *_CONTRACT,
         pa.field("outcome", pa.string(), nullable=False),
         pa.field("entry_premium", pa.float64()),
         pa.field("added_at", TIMESTAMP),
@@ -94,6 +108,7 @@ SCHEMA: Final = pa.schema(
 _FOLDED: Final = [
     pa.field("execution_id", pa.string()),
     pa.field("symbol", pa.string()),
+    *_CONTRACT,
     pa.field("entry_premium", pa.float64()),
     pa.field("added_at", TIMESTAMP),
     pa.field("activated_at", TIMESTAMP),
@@ -123,12 +138,30 @@ _EVENT_TYPES: Final = [
 _EVENT_COLUMNS: Final = [
     "execution_id",
     "symbol",
+    "underlying",
+    "option_right",
+    "strike",
+    "expiry",
+    "option_delta",
     "timestamp",
     "entry_premium",
     "current_premium",
     "highest_premium",
     "stop_premium",
 ]
+
+
+_CONTRACT_FROM_EVENTS: Final = ["underlying", "option_right", "strike", "expiry"]
+"""Contract columns read from events under the same name (``entry_option_delta`` comes from ``option_delta``)."""
+
+
+_EVENT_CONTRACT_TYPES: Final[dict[str, pl.DataType]] = {
+    "underlying": pl.String(),
+    "option_right": pl.String(),
+    "strike": pl.Float64(),
+    "expiry": pl.Date(),
+    "option_delta": pl.Float64(),
+}
 
 
 def _is(kind: RiskEventType) -> pl.Expr:
@@ -143,11 +176,16 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
     both in folded form; :func:`outcome_rows` derives the table's rows from ``touched``.
     """
     trigger, remove = _is(RiskEventType.TS_TRIGGER), _is(RiskEventType.TS_REMOVE)
+    absent = [pl.lit(None, dtype).alias(c) for c, dtype in _EVENT_CONTRACT_TYPES.items() if c not in events.columns]
+    if absent:  # events shaped before schema version 2: their stops have no contract
+        events = events.with_columns(absent)
     daily = (
         events.filter(pl.col("execution_id").is_not_null())
         .group_by("execution_id", maintain_order=True)
         .agg(
             pl.col("symbol").drop_nulls().last().alias("d_symbol"),
+            *(pl.col(c).drop_nulls().first().alias(f"d_{c}") for c in _CONTRACT_FROM_EVENTS),
+            pl.col("option_delta").drop_nulls().first().alias("d_entry_option_delta"),
             pl.col("entry_premium").filter(_is(RiskEventType.TS_ADD)).drop_nulls().first().alias("d_entry_add"),
             pl.col("entry_premium").drop_nulls().first().alias("d_entry_any"),
             pl.col("timestamp").filter(_is(RiskEventType.TS_ADD)).first().alias("d_added_at"),
@@ -166,6 +204,8 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
         daily.join(state, on="execution_id", how="left")
         .with_columns(
             pl.coalesce("d_symbol", "symbol").alias("symbol"),
+            # The contract is the stop's from its first event that carried it: the carried value wins.
+            *(pl.coalesce(c, f"d_{c}").alias(c) for c in [*_CONTRACT_FROM_EVENTS, "entry_option_delta"]),
             pl.coalesce("entry_premium", "d_entry_add", "d_entry_any").alias("entry_premium"),
             pl.coalesce("added_at", "d_added_at").alias("added_at"),
             pl.coalesce("activated_at", "d_activated_at").alias("activated_at"),

@@ -172,7 +172,7 @@ class RiskEventLogger:
         start_shipper: start a shipper process for the spool when none runs (turn off when an
             external shipper serves it).
         handle_signals: flush to the spool on SIGTERM when no other handler is installed.
-        exit_timeout: how long interpreter exit waits for the spool to be committed.
+        exit_timeout: how long ``close()`` and interpreter exit wait for the spool to be committed.
     """
 
     def __init__(
@@ -301,9 +301,7 @@ class RiskEventLogger:
             raise RuntimeError("this RiskEventLogger is closed; create a new one")
         if self._started:
             return self
-        self._writer_dir.mkdir(parents=True, exist_ok=True)
-        if not self._writer_lock.acquire():
-            raise RuntimeError(f"spool folder {self._writer_dir} is held by another process")
+        self._create_writer_dir()
         self._stopping.clear()
         self._flusher = threading.Thread(target=self._run_flusher, name="risk-event-flusher", daemon=True)
         self._flusher.start()
@@ -312,6 +310,21 @@ class RiskEventLogger:
         if self.handle_signals:
             _install_sigterm_handler()
         return self
+
+    def _create_writer_dir(self) -> None:
+        """Make this writer's spool folder appear with its lock already held.
+
+        The shipper treats a folder whose lock nobody holds as a dead writer's and removes it once
+        empty. Creating the folder and then locking it left a gap in which a shipper's scan could
+        do exactly that to a live writer; instead the folder is prepared under a hidden name
+        (which shippers skip) and renamed into place, atomically, once locked.
+        """
+        staging = self._writer_dir.with_name(f".{self.writer_id}.starting")
+        staging.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(staging / "lock")
+        lock.acquire(blocking=True)  # nobody else can know this name: only a stale probe could hold it
+        os.rename(staging, self._writer_dir)
+        self._writer_lock = lock  # the lock lives on the open descriptor, whatever the folder is called
 
     async def initialize(self) -> None:
         """Asyncio twin of :meth:`start` (the design guide's ``await logger.initialize()``)."""
@@ -349,11 +362,16 @@ class RiskEventLogger:
             time.sleep(0.005)
 
     def close(self, timeout: float | None = None) -> bool:
-        """Flush and stop. Events still uncommitted after ``timeout`` stay in the spool, where
-        the shipper (which outlives this process) or the next logger commits them."""
+        """Flush and stop; True if everything was committed.
+
+        Waits at most ``timeout`` seconds (default: ``exit_timeout``), so a lake that is down never
+        holds a process's shutdown hostage. Whatever is not committed by then is already on local
+        disk, where the shipper (which outlives this process) or the next logger commits it.
+        """
         if self._closed:
             return True
-        landed = self.flush_blocking(timeout) if (self._started or self._buffer) else True
+        wait = self.exit_timeout if timeout is None else timeout
+        landed = self.flush_blocking(wait) if (self._started or self._buffer) else True
         self._stop_flusher()
         with self._io_lock:
             self._seal()

@@ -227,9 +227,10 @@ def list_segments(writer_dir: Path) -> list[Segment]:
 
 
 def writer_dirs(spool_dir: Path) -> Iterator[Path]:
+    """Every writer's folder; hidden ones are still being set up by a starting logger."""
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(spool_dir / WRITERS):
-            if entry.is_dir():
+            if entry.is_dir() and not entry.name.startswith("."):
                 yield Path(entry.path)
 
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import bronze
 
 from risk_runtime import OverflowPolicy, RiskEvent, RiskEventLogger, RiskEventType
-from risk_runtime.spool import WRITERS, list_segments
+from risk_runtime.spool import WRITERS, is_locked, list_segments, writer_dirs
 
 
 def failure(i: int, source: str = "orders") -> RiskEvent:
@@ -159,3 +159,14 @@ def test_import_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_writer_folder_appears_already_locked(lake: Path, spool: Path) -> None:
+    """A shipper removes unlocked, empty writer folders: a starting writer must never look like one."""
+    (spool / WRITERS / ".someone.starting").mkdir(parents=True)  # a logger in the middle of start()
+    assert list(writer_dirs(spool)) == []
+    logger = RiskEventLogger(lake, spool_dir=spool, start_shipper=False).start()
+    assert list(writer_dirs(spool)) == [spool / WRITERS / logger.writer_id]
+    assert is_locked(spool / WRITERS / logger.writer_id / "lock")
+    logger.close(timeout=0.1)  # nothing to commit, and nothing waits for a shipper that is not there
+    assert not is_locked(spool / WRITERS / logger.writer_id / "lock")

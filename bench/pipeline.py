@@ -103,44 +103,20 @@ def _days(start: date, end: date) -> list[date]:
 
 def build_range(root: str, start: date, end: date, run_id: str) -> dict[str, Any]:
     """Silver then gold for ``[start, end)``, as the assets run them; wall time per stage and check outcomes."""
-    from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS
     from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
     from risk_pipeline.defs.gold import limit_rejection_stats as limits
     from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
     from risk_pipeline.defs.gold.checks import outcomes_checks, rejection_checks, transitions_checks
-    from risk_pipeline.defs.silver.checks import (
-        accounting_check,
-        duplicate_check,
-        quarantine_rate_check,
-        sequence_gap_check,
-    )
-    from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
+    from risk_pipeline.defs.silver.build import build_silver_days
     from risk_pipeline.lake import Lake
-    from risk_runtime.events import BRONZE_SCHEMA
 
     lake = Lake(root)
     stages = Stages()
-    per_day: dict[str, dict[str, int]] = {}
-    reasons: dict[str, int] = {}
-    for day in _days(start, end):
-        with stages.time("silver: read bronze day (Lake.read_days)"):
-            bronze = lake.read_days(BRONZE_RISK_EVENTS, day, day + ONE_DAY, schema=BRONZE_SCHEMA)
-        with stages.time("silver: build_silver (upcast, dedup, validate, route)"):
-            build = build_silver(bronze, run_id=run_id, partition=day.isoformat())
-        with stages.time("silver: write_silver_days (silver + quarantine)"):
-            counts = write_silver_days(lake, build, day, day + ONE_DAY, run_id=run_id)
-        for reason, n in counts.pop("reason_counts").items():
-            reasons[reason] = reasons.get(reason, 0) + n
-        per_day[day.isoformat()] = counts
-        del bronze, build
+    # The silver asset's own code: each day read, validated, replaced and checked in turn.
+    built = build_silver_days(lake, start, end, run_id=run_id, stage=stages.time)
     checks: dict[str, bool] = {}
     with stages.time("silver: asset checks"):
-        for result in (
-            duplicate_check(lake, start, end),
-            accounting_check(per_day),
-            quarantine_rate_check(per_day),
-            sequence_gap_check(lake, start, end),
-        ):
+        for result in built.check_results():
             checks[f"silver.{result.check_name}"] = bool(result.passed)
     gold_rows: dict[str, int] = {}
     gold: list[tuple[str, Any, Callable[..., list[Any]]]] = [
@@ -155,8 +131,7 @@ def build_range(root: str, start: date, end: date, run_id: str) -> dict[str, Any
         with stages.time(f"gold: {name} checks"):
             for check in checker(lake, start, end):
                 checks[f"{name}.{check.check_name}"] = bool(check.passed)
-    keys = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed")
-    totals = {k: sum(c[k] for c in per_day.values()) for k in keys}
+    totals = built.totals
     build_s = sum(v for k, v in stages.seconds.items() if "checks" not in k)
     return {
         "stages": stages.seconds,
@@ -165,7 +140,7 @@ def build_range(root: str, start: date, end: date, run_id: str) -> dict[str, Any
         "totals": totals,
         "gold_rows": gold_rows,
         "checks": checks,
-        "top_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:5]),
+        "top_reasons": dict(sorted(built.reasons.items(), key=lambda kv: -kv[1])[:5]),
     }
 
 

@@ -7,7 +7,7 @@ memory stays at one day's worth and an interrupted range is repaired by running 
 """
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import date
 from typing import Final
 
 import dagster as dg
@@ -23,23 +23,14 @@ from risk_pipeline.defs.constants import (
 from risk_pipeline.defs.metadata import column_schema
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
-from risk_pipeline.defs.silver.checks import (
-    CHECK_SPECS,
-    accounting_check,
-    duplicate_check,
-    quarantine_rate_check,
-    sequence_gap_check,
-)
+from risk_pipeline.defs.silver.build import build_silver_days
+from risk_pipeline.defs.silver.checks import CHECK_SPECS
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA, rule_settings
-from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
-from risk_runtime.events import BRONZE_SCHEMA
 
 SILVER_CODE_VERSION: Final = "2"
 """Bump when validation rules or the silver model change: the UI then marks every day stale.
 
 2: event schema version 2 (option contract fields, their rules, the v1 -> v2 upcast), ``$RISK_MAX_PREMIUM``."""
-
-_DAY: Final = timedelta(days=1)
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -99,28 +90,15 @@ def silver_risk_events(
     start, end = partition_days(context)
     settings = rule_settings()  # read (and a bad value refused) before any day is replaced
     context.log.info(f"silver rules: {settings}")
-    per_day: dict[str, dict[str, int]] = {}
-    reasons: dict[str, int] = {}
-    day = start
-    while day < end:
-        bronze = the_lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
-        build = build_silver(bronze, run_id=context.run_id, partition=day.isoformat())
-        counts = write_silver_days(the_lake, build, day, day + _DAY, run_id=context.run_id)
-        for reason, n in counts.pop("reason_counts").items():
-            reasons[reason] = reasons.get(reason, 0) + n
-        per_day[day.isoformat()] = counts
-        context.log.info(f"silver {day}: {counts}")
-        day += _DAY
-
-    keys = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed")
-    totals = {k: sum(c[k] for c in per_day.values()) for k in keys}
+    built = build_silver_days(the_lake, start, end, run_id=context.run_id, log=context.log.info)
+    totals = built.totals
     yield dg.MaterializeResult(
         asset_key=asset_key(SILVER),
         metadata={
             "dagster/row_count": totals["silver_rows"],
             "bronze_rows": totals["bronze_rows"],
             "duplicates_removed": totals["duplicates_removed"],
-            "days": len(per_day),
+            "days": len(built.per_day),
             "rule_settings": dg.MetadataValue.json(settings),
         },
     )
@@ -128,10 +106,7 @@ def silver_risk_events(
         asset_key=asset_key(QUARANTINE),
         metadata={
             "dagster/row_count": totals["quarantine_rows"],
-            "reasons": dg.MetadataValue.json(dict(sorted(reasons.items(), key=lambda kv: -kv[1])[:50])),
+            "reasons": dg.MetadataValue.json(dict(sorted(built.reasons.items(), key=lambda kv: -kv[1])[:50])),
         },
     )
-    yield duplicate_check(the_lake, start, end)
-    yield accounting_check(per_day)
-    yield quarantine_rate_check(per_day)
-    yield sequence_gap_check(the_lake, start, end)
+    yield from built.check_results()

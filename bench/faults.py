@@ -23,6 +23,7 @@ the latency / read-time figures with their ratios and PASS/MISS against the targ
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import random
@@ -48,11 +49,13 @@ from risk_pipeline.defs.maintenance.compaction import maintain
 from risk_pipeline.defs.silver.transform import build_silver
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import BRONZE_PARTITION_COLUMNS, RiskEvent, RiskEventType
+from risk_runtime.logger import RiskEventLogger
 from risk_runtime.spool import SHIPPER_LOCK, SHIPPER_LOG, is_locked
 from risk_runtime.table import RiskEventsTable
 
 WRITER = Path(__file__).with_name("fault_writer.py")
-SYNC_INTERVAL = 0.2
+SYNC_INTERVAL: float = inspect.signature(RiskEventLogger).parameters["sync_interval"].default
+"""The logger's default durability window; the scenarios judge losses against it."""
 DURABILITY_WINDOW = SYNC_INTERVAL + 0.3
 """The logger's sync_interval plus scheduling slack on a loaded machine."""
 OUTAGE_P99_TARGET = 2.0

@@ -26,18 +26,11 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 import pytest
+from dagster_runs import append_bronze, check_metadata, check_results, materialize
 
-from risk_pipeline.defs.bronze.assets import bronze_risk_events
-from risk_pipeline.defs.gold.assets import (
-    circuit_breaker_transitions_asset,
-    limit_rejection_stats_asset,
-    trailing_stop_outcomes_asset,
-)
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE
-from risk_pipeline.defs.resources import LakeResource
-from risk_pipeline.defs.silver.assets import silver_risk_events
 from risk_pipeline.defs.silver.checks import QUARANTINE_RATE_ENV
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.lake import Lake, TableRef, conform
@@ -45,17 +38,9 @@ from risk_runtime import RiskEvent, RiskEventLogger
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import BRONZE_SCHEMA, RiskEventType
 from risk_runtime.simulation import SCENARIO_START, scripted_scenario
-from risk_runtime.table import RiskEventsTable
 
 T = RiskEventType
 
-PIPELINE: Final = [
-    bronze_risk_events,
-    silver_risk_events,
-    circuit_breaker_transitions_asset,
-    trailing_stop_outcomes_asset,
-    limit_rejection_stats_asset,
-]
 """Silver and the three gold tables, with bronze as the external source they depend on."""
 
 BRONZE: Final = TableRef("bronze", "risk_events")
@@ -73,43 +58,10 @@ GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT
 RUN_COLUMNS: Final = ("run_id", "quarantined_at")
 """Quarantine columns that name the run that wrote a row: they change, by design, when a day is re-run."""
 
-_QUIET: Final = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
 
 # ----------------------------------------------------------------------------------------------- helpers
 def utc(day: date, hh: int = 0, mm: int = 0, ss: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=UTC)
-
-
-def materialize(lake_root: Path, days: Sequence[date], assets: Sequence[Any] = PIPELINE) -> dg.ExecuteInProcessResult:
-    """One in-process run of ``assets`` for one day, or for a range of days as a single run."""
-    first, last = days[0].isoformat(), days[-1].isoformat()
-    partition: dict[str, Any] = (
-        {"partition_key": first}
-        if first == last
-        else {"tags": {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}}
-    )
-    return dg.materialize(
-        list(assets),
-        resources={"lake": LakeResource(root=str(lake_root))},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config=_QUIET,
-        **partition,
-    )
-
-
-def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
-def check_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict[str, Any]:
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
-    return {key: value.value for key, value in evaluation.metadata.items()}
-
-
-def append_bronze(lake_root: Path, table: pa.Table, app_id: str) -> None:
-    assert RiskEventsTable(lake_root).append(table, app_id=app_id, version=1)
 
 
 def day_rows(lake: Lake, ref: TableRef, day: date, *, drop: Sequence[str] = ()) -> pl.DataFrame:

@@ -9,45 +9,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import dagster as dg
 import polars as pl
-import pyarrow as pa
+from dagster_runs import PIPELINE, append_bronze, check_metadata, check_results, materialize
 from deltalake import DeltaTable
 
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
 from risk_pipeline.defs.gold.assets import (
     circuit_breaker_transitions_asset,
-    limit_rejection_stats_asset,
-    trailing_stop_outcomes_asset,
 )
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE
-from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.assets import silver_risk_events
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.lake import Lake, TableRef
 from risk_runtime import RiskEvent, RiskEventLogger
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import RiskEventType
-from risk_runtime.table import RiskEventsTable
 
 T = RiskEventType
 
 BRONZE: Final = TableRef("bronze", "risk_events")
 SILVER_ONLY: Final = [bronze_risk_events, silver_risk_events]
-PIPELINE: Final = [
-    bronze_risk_events,
-    silver_risk_events,
-    circuit_breaker_transitions_asset,
-    trailing_stop_outcomes_asset,
-    limit_rejection_stats_asset,
-]
 ALL_TABLES: Final = (
     BRONZE,
     SILVER,
@@ -58,42 +45,10 @@ ALL_TABLES: Final = (
     TRAILING_STOP_STATE,
     LIMIT_REJECTION_STATS,
 )
-_QUIET: Final = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def utc(day: date, hh: int = 0, mm: int = 0, ss: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, hh, mm, ss, tzinfo=UTC)
-
-
-def materialize(lake_root: Path, days: Sequence[date], assets: Sequence[Any]) -> dg.ExecuteInProcessResult:
-    """One in-process run of ``assets`` for one day, or for a range of days as a single run."""
-    first, last = days[0].isoformat(), days[-1].isoformat()
-    partition: dict[str, Any] = (
-        {"partition_key": first}
-        if first == last
-        else {"tags": {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}}
-    )
-    return dg.materialize(
-        list(assets),
-        resources={"lake": LakeResource(root=str(lake_root))},
-        instance=dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config=_QUIET,
-        **partition,
-    )
-
-
-def check_results(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
-def check_metadata(result: dg.ExecuteInProcessResult, name: str) -> dict[str, Any]:
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
-    return {key: value.value for key, value in evaluation.metadata.items()}
-
-
-def append_bronze(lake_root: Path, table: pa.Table, app_id: str) -> None:
-    assert RiskEventsTable(lake_root).append(table, app_id=app_id, version=1)
 
 
 def day_rows(lake: Lake, ref: TableRef, day: date) -> pl.DataFrame:

@@ -7,8 +7,13 @@ drift from what is actually written.
 
 from __future__ import annotations
 
+from typing import Any
+
 import dagster as dg
 import pyarrow as pa
+
+from risk_pipeline.defs.constants import OWNERS, TABLE_KINDS, asset_key, layer_tags
+from risk_pipeline.lake import Lake, TableRef
 
 _DESCRIPTION_KEY = b"description"
 
@@ -31,3 +36,23 @@ def _column(field: pa.Field) -> dg.TableColumn:
         description=description.decode() if description else None,
         constraints=None if field.nullable else dg.TableColumnConstraints(nullable=False),
     )
+
+
+def table_asset(ref: TableRef, schema: pa.Schema, group: str, *, kinds: frozenset[str] = TABLE_KINDS) -> dict[str, Any]:
+    """The attributes every lake table's asset carries, from where it lives and its declared schema.
+
+    Key, group, kinds, owners and tags, and the catalog metadata: column schema, table name and the
+    URI the deployment's ``$RISK_LAKE_ROOT`` resolves it to. Spread into ``AssetSpec``/``@asset``.
+    """
+    return {
+        "key": asset_key(ref),
+        "group_name": group,
+        "kinds": set(kinds),
+        "owners": list(OWNERS),
+        "tags": layer_tags(group),
+        "metadata": {
+            "dagster/column_schema": column_schema(schema),
+            "dagster/table_name": str(ref),
+            "dagster/uri": Lake().uri(ref),
+        },
+    }

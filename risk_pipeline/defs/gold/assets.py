@@ -15,7 +15,7 @@ from typing import Final
 
 import dagster as dg
 
-from risk_pipeline.defs.constants import GOLD_GROUP, OWNERS, TABLE_KINDS, asset_key, layer_tags
+from risk_pipeline.defs.constants import GOLD_GROUP, asset_key
 from risk_pipeline.defs.gold import (
     circuit_breaker_transitions,
     limit_rejection_stats,
@@ -29,7 +29,7 @@ from risk_pipeline.defs.gold.checks import (
     rejection_checks,
     transitions_checks,
 )
-from risk_pipeline.defs.metadata import column_schema
+from risk_pipeline.defs.metadata import table_asset
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.assets import partition_days
@@ -57,19 +57,14 @@ def gold_asset(
     """A daily-partitioned gold asset around ``module.build_days``; the shape is the same for all three."""
 
     @dg.asset(
-        key=asset_key(table),
         deps=[asset_key(SILVER)],
         description=description,
-        group_name=GOLD_GROUP,
-        kinds=set(TABLE_KINDS),
-        owners=list(OWNERS),
-        tags=layer_tags(GOLD_GROUP),
         code_version=GOLD_CODE_VERSION,
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         check_specs=list(check_specs),
         freshness_policy=FRESHNESS,
-        metadata={"dagster/column_schema": column_schema(module.SCHEMA), "dagster/table_name": str(table)},
+        **table_asset(table, module.SCHEMA, GOLD_GROUP),
     )
     def _gold(
         context: dg.AssetExecutionContext, lake: LakeResource

@@ -14,13 +14,10 @@ import dagster as dg
 
 from risk_pipeline.defs.constants import (
     BRONZE_RISK_EVENTS,
-    OWNERS,
     SILVER_GROUP,
-    TABLE_KINDS,
     asset_key,
-    layer_tags,
 )
-from risk_pipeline.defs.metadata import column_schema
+from risk_pipeline.defs.metadata import table_asset
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.build import build_silver_days
@@ -35,38 +32,26 @@ SILVER_CODE_VERSION: Final = "2"
 
 def _specs() -> list[dg.AssetSpec]:
     """Built in a function: a module-level AssetSpec would itself be loaded as an external asset."""
+    common = {"deps": [asset_key(BRONZE_RISK_EVENTS)], "code_version": SILVER_CODE_VERSION}
     silver = dg.AssetSpec(
-        key=asset_key(SILVER),
-        deps=[asset_key(BRONZE_RISK_EVENTS)],
         description=(
             "Validated, typed, de-duplicated risk events; one partition per UTC day (`event_date`). "
             "Rows failing the pandera model `RiskEventModel` go to the quarantine table with every reason; "
             "copies of an `event_id` (retried batches) are removed. Per day: bronze = silver + quarantine + duplicates."
         ),
-        group_name=SILVER_GROUP,
-        kinds=set(TABLE_KINDS),
-        owners=list(OWNERS),
-        tags=layer_tags(SILVER_GROUP),
-        code_version=SILVER_CODE_VERSION,
         partitions_def=daily_partitions,
-        metadata={"dagster/column_schema": column_schema(SILVER_SCHEMA), "dagster/table_name": str(SILVER)},
+        **common,
+        **table_asset(SILVER, SILVER_SCHEMA, SILVER_GROUP),
     )
     quarantine = dg.AssetSpec(
-        key=asset_key(QUARANTINE),
-        deps=[asset_key(BRONZE_RISK_EVENTS)],
         description=(
             "Bronze rows silver refused, with their raw values, `reasons` (every rule that failed), the `run_id` "
             "and `partition` that refused them. Re-materialising a day replaces its quarantine too."
         ),
-        group_name=SILVER_GROUP,
-        kinds=set(TABLE_KINDS),
-        owners=list(OWNERS),
-        tags=layer_tags(SILVER_GROUP),
-        code_version=SILVER_CODE_VERSION,
         partitions_def=daily_partitions,
-        metadata={"dagster/column_schema": column_schema(QUARANTINE_SCHEMA), "dagster/table_name": str(QUARANTINE)},
+        **common,
+        **table_asset(QUARANTINE, QUARANTINE_SCHEMA, SILVER_GROUP),
     )
-
     return [silver, quarantine]
 
 

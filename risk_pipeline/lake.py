@@ -100,12 +100,31 @@ class Lake:
     ) -> pl.DataFrame:
         """Rows whose ``event_date`` is in ``[start, end)`` (and match the SQL ``where``, if given).
 
-        Read through Delta's own query engine, which prunes partitions from the log before touching
-        a file: one day costs a few milliseconds however many days the table holds. (pyarrow's
-        ``to_pyarrow_table(filters=...)`` builds a fragment per file of the whole table first:
-        5 ms on a 1-day table, ~220 ms on a 60-day one.) With ``schema``, the result is typed as the
-        table's declared schema, and a missing table reads as empty. A requested column the table does
-        not have yet (one a newer schema added, before any run wrote it) reads as nulls.
+        One day costs a few milliseconds however many days the table holds (see :meth:`select`;
+        pyarrow's ``to_pyarrow_table(filters=...)`` built a fragment per file of the whole table
+        first: 5 ms on a 1-day table, ~220 ms on a 60-day one).
+        """
+        day_range = f"{DAY_COLUMN} >= {sql_string(start.isoformat())} AND {DAY_COLUMN} < {sql_string(end.isoformat())}"
+        return self.select(
+            ref, columns=columns, schema=schema, where=f"{day_range} AND ({where})" if where else day_range
+        )
+
+    def read_all(
+        self, ref: TableRef, *, columns: list[str] | None = None, schema: pa.Schema | None = None, where: str = ""
+    ) -> pl.DataFrame:
+        """The whole table, or the rows matching ``where`` (analysts' queries, checks, tests)."""
+        return self.select(ref, columns=columns, schema=schema, where=where)
+
+    def select(
+        self, ref: TableRef, *, columns: list[str] | None = None, schema: pa.Schema | None = None, where: str = ""
+    ) -> pl.DataFrame:
+        """Every read of the pipeline: ``SELECT columns FROM ref WHERE where`` in Delta's query engine.
+
+        Delta's engine (DataFusion, in Rust) prunes partitions from the log before it opens a file,
+        and it keeps reads out of pyarrow's dataset layer, whose C++ threads can abort the interpreter
+        at exit after a Delta read (delta-rs #2184, apache/arrow #34314). With ``schema``, the result is
+        typed as the table's declared schema and a missing table reads as empty. A requested column
+        the table does not have yet (one a newer schema added, before any run wrote it) reads as nulls.
         """
         if not self.exists(ref):
             if schema is None:
@@ -113,30 +132,20 @@ class Lake:
             empty = schema.empty_table()
             return pl.from_arrow(empty.select(columns) if columns else empty)  # type: ignore[return-value]
         table = self.table(ref)
+        present = columns
         if columns:
             # A column a later schema version added is absent from a table no run has written since: it
             # reads as nulls (below) rather than failing the query.
             have = {f.name for f in table.schema().fields}
             present = [c for c in columns if c in have] or [DAY_COLUMN]
-        selected = ", ".join(sql_identifier(c) for c in present) if columns else "*"
-        sql = (
-            f"SELECT {selected} FROM t WHERE {DAY_COLUMN} >= {sql_string(start.isoformat())} "
-            f"AND {DAY_COLUMN} < {sql_string(end.isoformat())}"
-        )
-        if where:
-            sql += f" AND ({where})"
+        selected = ", ".join(sql_identifier(c) for c in present) if present else "*"
+        sql = f"SELECT {selected} FROM t" + (f" WHERE {where}" if where else "")
         arrow = pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
         if schema is not None:
             arrow = conform(arrow, pa.schema([schema.field(n) for n in (columns or schema.names)]))
         elif columns:
             arrow = pa.table({c: arrow.column(c) if c in arrow.column_names else pa.nulls(len(arrow)) for c in columns})
         return pl.from_arrow(arrow)  # type: ignore[return-value]
-
-    def read_all(self, ref: TableRef, *, columns: list[str] | None = None) -> pl.DataFrame:
-        """The whole table (for analysts' queries and tests; assets read by day)."""
-        if not self.exists(ref):
-            return pl.DataFrame()
-        return pl.from_arrow(self.table(ref).to_pyarrow_table(columns=columns))  # type: ignore[return-value]
 
     def days_present(self, ref: TableRef) -> list[date]:
         """The ``event_date`` partitions the table holds, from the Delta log (no data read)."""

@@ -24,7 +24,7 @@ import pyarrow as pa
 from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, sql_string
 
 _FIRST_DAY: Final = date.min
 _AFTER_LAST_DAY: Final = date.max
@@ -34,10 +34,8 @@ def _read(
     lake: Lake, ref: TableRef, schema: pa.Schema, start: date | None = None, end: date | None = None
 ) -> pl.DataFrame:
     """``ref``'s rows in ``[start, end)`` (open ends allowed), pruned to those partitions."""
-    if not lake.exists(ref):
-        return pl.from_arrow(schema.empty_table())  # type: ignore[return-value]
     if start is None and end is None:
-        return pl.from_arrow(lake.table(ref).to_pyarrow_table())  # type: ignore[return-value]
+        return lake.read_all(ref, schema=schema)
     return lake.read_days(ref, start or _FIRST_DAY, end or _AFTER_LAST_DAY, schema=schema)
 
 
@@ -92,18 +90,10 @@ def trailing_stop_profit(lake: Lake, execution_id: str | None = None) -> pl.Data
     or are still open locked nothing and are not listed. The table is partitioned by a stop's last
     event day, not by execution, so a lookup by ``execution_id`` is pushed down as a filter.
     """
-    ref = stops.TRAILING_STOP_OUTCOMES
-    if not lake.exists(ref):
-        frame = pl.from_arrow(stops.SCHEMA.empty_table())
-    else:
-        # Filtered in polars's Delta scan: pyarrow's dataset filter has no kernel for the string_view
-        # columns that merged files come back with.
-        predicate = pl.col("outcome") == stops.TRIGGERED
-        if execution_id is not None:
-            predicate &= pl.col("execution_id") == execution_id
-        storage = dict(lake.storage_options) if lake.storage_options else None
-        frame = pl.scan_delta(lake.uri(ref), storage_options=storage).filter(predicate).collect()
-    assert isinstance(frame, pl.DataFrame)
+    where = f"outcome = {sql_string(stops.TRIGGERED)}"
+    if execution_id is not None:
+        where += f" AND execution_id = {sql_string(execution_id)}"
+    frame = lake.read_all(stops.TRAILING_STOP_OUTCOMES, schema=stops.SCHEMA, where=where)
     return frame.sort(["triggered_at", "execution_id"]).select(PROFIT_COLUMNS)
 
 

@@ -22,11 +22,12 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from risk_runtime.events import BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA
@@ -198,7 +199,57 @@ class RiskEventsTable:
         filters: list[tuple[str, str, Any]] | None = None,
         columns: list[str] | None = None,
     ) -> pa.Table:
-        """Rows of bronze as Arrow; ``filters`` use DNF tuples such as ``("source", "=", "orders")``."""
+        """Rows of bronze as Arrow, typed as :data:`BRONZE_SCHEMA`.
+
+        ``filters`` are ANDed ``(column, op, value)`` tuples such as ``("source", "=", "orders")``
+        (ops ``= != < <= > >= in``). The read runs in Delta's own query engine: pyarrow's dataset
+        layer, behind ``to_pyarrow_table``, can abort the interpreter at exit from its C++ threads
+        after a Delta read (delta-rs #2184, apache/arrow #34314) -- not a risk for a trading process.
+        """
+        wanted = columns or BRONZE_SCHEMA.names
+        schema = pa.schema([BRONZE_SCHEMA.field(c) for c in wanted])
         if not self.exists():
-            return BRONZE_SCHEMA.empty_table() if columns is None else BRONZE_SCHEMA.empty_table().select(columns)
-        return self.open().to_pyarrow_table(filters=filters, columns=columns)
+            return schema.empty_table()
+        table = self.open()
+        present = {f.name for f in table.schema().fields}
+        selected = ", ".join(_identifier(c) for c in wanted if c in present)
+        sql = f"SELECT {selected} FROM t"
+        if filters:
+            sql += " WHERE " + " AND ".join(_condition(*f) for f in filters)
+        result = pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
+        return pa.Table.from_arrays(
+            [
+                result.column(f.name).cast(f.type) if f.name in result.column_names else pa.nulls(len(result), f.type)
+                for f in schema
+            ],
+            schema=schema,
+        )
+
+
+_OPERATORS: Final = frozenset({"=", "!=", "<", "<=", ">", ">=", "in"})
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        raise ValueError("a filter cannot compare with None")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, datetime):
+        return f"arrow_cast('{value.astimezone(UTC).isoformat()}', 'Timestamp(Microsecond, Some(\"UTC\"))')"
+    if isinstance(value, date):
+        return f"'{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _condition(column: str, op: str, value: Any) -> str:
+    if op not in _OPERATORS:
+        raise ValueError(f"unsupported filter operator {op!r}; use one of {sorted(_OPERATORS)}")
+    if op == "in":
+        return f"{_identifier(column)} IN ({', '.join(_literal(v) for v in value)})"
+    return f"{_identifier(column)} {op} {_literal(value)}"

@@ -263,11 +263,29 @@ def _delete_superseded(lake: Lake, touched: pl.DataFrame, state: pl.DataFrame, d
     )
     if moved.is_empty() or not lake.exists(TRAILING_STOP_OUTCOMES):
         return
+    # A MERGE keyed on (day, execution_id), not a DELETE with the ids spelled out: an IN list of
+    # thousands of literals took ~1.7 s per day to plan, the keyed join ~25 ms. The literal list of
+    # days lets Delta prune the merge to the partitions that hold moved rows.
     days = ", ".join(sql_string(d.isoformat()) for d in sorted(set(moved["last_event_date"].to_list())))
-    ids = ", ".join(sql_string(e) for e in moved["execution_id"].to_list())
-    lake.table(TRAILING_STOP_OUTCOMES).delete(
-        f"{DAY_COLUMN} IN ({days}) AND execution_id IN ({ids})",
-        commit_properties=CommitProperties(custom_metadata=commit_metadata(day, run_id)),
+    source = pa.table(
+        {
+            "execution_id": pa.array(moved["execution_id"].to_list(), pa.string()),
+            DAY_COLUMN: pa.array(moved["last_event_date"].to_list(), pa.date32()),
+        }
+    )
+    (
+        lake.table(TRAILING_STOP_OUTCOMES)
+        .merge(
+            source,
+            predicate=(
+                f"t.{DAY_COLUMN} IN ({days}) AND t.{DAY_COLUMN} = s.{DAY_COLUMN} AND t.execution_id = s.execution_id"
+            ),
+            source_alias="s",
+            target_alias="t",
+            commit_properties=CommitProperties(custom_metadata=commit_metadata(day, run_id)),
+        )
+        .when_matched_delete()
+        .execute()
     )
 
 

@@ -588,7 +588,14 @@ def _parse_sizes(args: argparse.Namespace) -> list[tuple[int, int]]:
         return [QUICK]
     if args.events:
         return [(args.events, args.days)]
-    return [(int(float(x)), args.days) for x in args.sizes.split(",") if x.strip()]
+    return [(_count(x), args.days) for x in args.sizes.split(",") if x.strip()]
+
+
+def _count(text: str) -> int:
+    """An event count as written in the help: ``10000000``, ``1e7``, ``10M`` or ``500k``."""
+    text = text.strip().lower()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
 
 
 def main(argv: list[str] | None = None) -> None:

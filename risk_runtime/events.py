@@ -31,13 +31,12 @@ upcast step in the pipeline (``risk_pipeline/defs/silver/upcast.py``).
 
 from __future__ import annotations
 
-import math
 import os
 import random
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 import pyarrow as pa
 
@@ -230,8 +229,3 @@ BRONZE_SCHEMA: Final = pa.schema(
 """The bronze ``risk_events`` table: every event field, plus the logger's accounting columns."""
 
 BRONZE_PARTITION_COLUMNS: Final = ("event_date",)
-
-
-def is_finite_number(value: Any) -> bool:
-    """True for an int or float that is not NaN or infinite (bools are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -66,7 +66,6 @@ class ShipStats:
     corrupt_segments: int = 0
     errors: int = 0
     last_error: str | None = None
-    by_writer: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -128,10 +128,6 @@ class FileLock:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
 
 def is_locked(path: Path) -> bool:
     """True if another live process holds the lock at ``path``."""
@@ -232,11 +228,3 @@ def writer_dirs(spool_dir: Path) -> Iterator[Path]:
         for entry in os.scandir(spool_dir / WRITERS):
             if entry.is_dir() and not entry.name.startswith("."):
                 yield Path(entry.path)
-
-
-def spool_bytes(writer_dir: Path) -> int:
-    total = 0
-    for segment in list_segments(writer_dir):
-        with contextlib.suppress(FileNotFoundError):
-            total += segment.path.stat().st_size
-    return total

@@ -138,10 +138,6 @@ class RiskEventsTable:
         return table
 
     # ------------------------------------------------------------------ writes
-    def committed_version(self, app_id: str) -> int | None:
-        """The last batch version committed for ``app_id`` (a writer), or None."""
-        return self.open().transaction_version(app_id)
-
     def append(
         self,
         data: pa.Table,

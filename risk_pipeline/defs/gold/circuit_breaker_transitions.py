@@ -26,17 +26,15 @@ import polars as pl
 import pyarrow as pa
 
 from risk_pipeline.defs.gold.carry import (
-    ONE_DAY,
     ORDER_COLUMNS,
+    DayBatch,
     GoldResult,
-    commit_metadata,
-    days_in,
     read_silver_day,
     read_state_before,
+    state_partition,
     state_schema,
-    write_state,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 CIRCUIT_BREAKER_TRANSITIONS: Final = TableRef("gold", "circuit_breaker_transitions")
@@ -120,19 +118,25 @@ def transitions_for_day(events: pl.DataFrame, state: pl.DataFrame) -> tuple[pl.D
 
 
 def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None) -> GoldResult:
-    """Materialise the days ``[start, end)`` in order; each day replaces exactly its partition."""
+    """Materialise the days ``[start, end)`` in order, replacing exactly those partitions (in few commits)."""
     per_day: dict[date, int] = {}
     state_rows: dict[date, int] = {}
     carried_from: date | None = None
     state: pl.DataFrame | None = None
-    for day in days_in(start, end):
+    transitions = DayBatch(lake, CIRCUIT_BREAKER_TRANSITIONS, SCHEMA, run_id=run_id)
+    states = DayBatch(lake, CIRCUIT_BREAKER_STATE, STATE_SCHEMA, run_id=run_id)
+    for day in days_between(start, end):
         if state is None:
             state, carried_from = read_state_before(lake, CIRCUIT_BREAKER_STATE, day, STATE_SCHEMA)
         events = read_silver_day(lake, day, [RiskEventType.CB_STATE_CHANGE.value], _EVENT_COLUMNS)
-        rows, state = transitions_for_day(events, state)
-        meta = commit_metadata(day, run_id)
-        per_day[day] = lake.replace_days(
-            CIRCUIT_BREAKER_TRANSITIONS, rows, day, day + ONE_DAY, schema=SCHEMA, metadata=meta
-        )
-        state_rows[day] = write_state(lake, CIRCUIT_BREAKER_STATE, state, day, STATE_SCHEMA, meta)
+        rows, new_state = transitions_for_day(events, state)
+        state = compact(new_state)  # carried on: must not pin the day's silver
+        per_day[day] = transitions.add(day, rows)
+        states.add(day, state_partition(state, day))
+        state_rows[day] = state.height
+        if transitions.full or states.full:
+            transitions.flush()
+            states.flush()
+    transitions.flush()
+    states.flush()
     return GoldResult(CIRCUIT_BREAKER_TRANSITIONS, per_day, carried_from, state_rows)

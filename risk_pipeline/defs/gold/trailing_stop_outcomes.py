@@ -50,15 +50,15 @@ from deltalake import CommitProperties
 
 from risk_pipeline.defs.gold.carry import (
     ONE_DAY,
+    DayBatch,
     GoldResult,
     commit_metadata,
-    days_in,
     read_silver_day,
     read_state_before,
+    state_partition,
     state_schema,
-    write_state,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between, sql_string
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes")
@@ -256,11 +256,17 @@ def outcome_rows(folded: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _delete_superseded(lake: Lake, touched: pl.DataFrame, state: pl.DataFrame, day: date, run_id: str | None) -> None:
-    """Delete the earlier-partition rows of stops that now live in partition ``day``."""
-    moved = state.join(touched.select("execution_id"), on="execution_id", how="semi").filter(
-        pl.col("last_event_date") < day
+def _superseded(touched: pl.DataFrame, state: pl.DataFrame, day: date) -> pl.DataFrame:
+    """``execution_id, last_event_date`` of the touched stops whose row lives in an earlier partition."""
+    return (
+        state.join(touched.select("execution_id"), on="execution_id", how="semi")
+        .filter(pl.col("last_event_date") < day)
+        .select("execution_id", "last_event_date")
     )
+
+
+def _delete_superseded(lake: Lake, moved: pl.DataFrame, day: date, run_id: str | None) -> None:
+    """Delete the rows ``moved`` names (``execution_id`` in partition ``last_event_date``) from the table."""
     if moved.is_empty() or not lake.exists(TRAILING_STOP_OUTCOMES):
         return
     # A MERGE keyed on (day, execution_id), not a DELETE with the ids spelled out: an IN list of
@@ -305,20 +311,43 @@ def _rows_not_superseded(lake: Lake, rows: pl.DataFrame, day: date) -> pl.DataFr
 
 
 def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None) -> GoldResult:
-    """Materialise the days ``[start, end)`` in order (see the module docstring for the layout)."""
+    """Materialise the days ``[start, end)`` in order (see the module docstring for the layout).
+
+    Days are written in batches (:class:`~risk_pipeline.defs.gold.carry.DayBatch`): a stop that moves
+    between two days of one batch is simply dropped from the earlier day before anything is written, so
+    only moves out of partitions already in the table need the MERGE, once per batch.
+    """
     per_day: dict[date, int] = {}
     state_rows: dict[date, int] = {}
     carried_from: date | None = None
     state: pl.DataFrame | None = None
-    for day in days_in(start, end):
+    outcomes = DayBatch(lake, TRAILING_STOP_OUTCOMES, SCHEMA, run_id=run_id)
+    states = DayBatch(lake, TRAILING_STOP_STATE, STATE_SCHEMA, run_id=run_id)
+    written_moves: list[pl.DataFrame] = []
+
+    def flush(day: date) -> None:
+        outcomes.flush()
+        _delete_superseded(lake, pl.concat(written_moves), day, run_id)
+        written_moves.clear()
+        states.flush()
+
+    for day in days_between(start, end):
         if state is None:
             state, carried_from = read_state_before(lake, TRAILING_STOP_STATE, day, STATE_SCHEMA)
         events = read_silver_day(lake, day, _EVENT_TYPES, _EVENT_COLUMNS)
         touched, new_state = fold_day(events, state, day)
-        meta = commit_metadata(day, run_id)
-        rows = _rows_not_superseded(lake, outcome_rows(touched), day)
-        per_day[day] = lake.replace_days(TRAILING_STOP_OUTCOMES, rows, day, day + ONE_DAY, schema=SCHEMA, metadata=meta)
-        _delete_superseded(lake, touched, state, day, run_id)
-        state_rows[day] = write_state(lake, TRAILING_STOP_STATE, new_state, day, STATE_SCHEMA, meta)
-        state = new_state
+        moved = _superseded(touched, state, day)
+        # Moves out of a day the batch still holds are undone in memory; the rest need the MERGE.
+        first_held = outcomes.first_day
+        held = pl.lit(False) if first_held is None else pl.col("last_event_date") >= first_held
+        for (held_day,), ids in moved.filter(held).group_by("last_event_date"):
+            outcomes.drop(held_day, ~pl.col("execution_id").is_in(ids["execution_id"].implode()))
+        written_moves.append(moved.filter(~held))
+        per_day[day] = outcomes.add(day, _rows_not_superseded(lake, outcome_rows(touched), day))
+        state = compact(new_state)  # carried on: must not pin the day's silver
+        state_rows[day] = state.height
+        states.add(day, state_partition(state, day))
+        if outcomes.full or states.full:
+            flush(day)
+    flush(end - ONE_DAY)
     return GoldResult(TRAILING_STOP_OUTCOMES, per_day, carried_from, state_rows)

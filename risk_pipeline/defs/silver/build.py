@@ -1,18 +1,34 @@
-"""Building silver for a range of UTC days: one day at a time, checked as it is written.
+"""Building silver for a range of UTC days: each day read, validated and replaced on its own.
 
-The silver asset and the pipeline benchmark both run this, so what is measured is what runs. Each
-day is read from bronze, validated, replaced in silver and quarantine, and checked before the next
-one is read: memory stays at about one day's worth however long the range, and an interrupted
-range is repaired by running it again.
+The silver asset and the pipeline benchmark both run this, so what is measured is what runs.
+
+* **Two days at a time.** Reading a day, validating it and writing it happen mostly inside polars and
+  delta-rs, outside the GIL, so :data:`SILVER_THREADS` worker threads build consecutive days side by
+  side. Each commits its own day with a predicate overwrite of a different partition; delta-rs rebases
+  such commits onto one another (and :meth:`Lake.replace_days` retries the rare one it gives up on).
+  At most that many days are in memory, however long the range.
+* **Quarantine in few commits.** A day refuses a handful of rows, so its quarantine waits in memory and
+  the range's goes in one predicate overwrite (sooner, if it grows past :data:`QUARANTINE_FLUSH_ROWS`).
+  A run that fails writes the quarantine of the days it finished before it raises.
+* **Checks from what was written.** The accounting identity uses the rows the Delta log says each day
+  now holds, so a replace that left old rows behind breaks it. Duplicates are looked for in each day's
+  rows as they are written; sequence gaps from each day's runs of sequence numbers (plus the day either
+  side of the range, read back), never by re-reading the range.
+
+An interrupted range is repaired by running it again: every write replaces whole days.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import islice
 from typing import Final
 
 import dagster as dg
@@ -20,19 +36,30 @@ import polars as pl
 
 from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS
 from risk_pipeline.defs.silver.checks import (
+    GAPS_SCHEMA,
     accounting_check,
     duplicate_check,
     duplicate_ids,
     quarantine_rate_check,
+    read_sequence_runs,
     sequence_gap_check,
     sequence_gaps,
+    sequence_runs,
 )
-from risk_pipeline.defs.silver.transform import build_silver, write_silver_days
-from risk_pipeline.lake import Lake
+from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
+from risk_pipeline.defs.silver.transform import build_silver
+from risk_pipeline.lake import DAY_COLUMN, Lake, compact, days_between
 from risk_runtime.events import BRONZE_SCHEMA
 
 _DAY: Final = timedelta(days=1)
 COUNT_KEYS: Final = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed")
+_RUN_COLUMNS: Final = ["writer_id", "sequence", DAY_COLUMN]
+
+SILVER_THREADS: Final = 2
+"""Days built at once. Two threads took a 60-day, 10M-event range from 34 s to 24 s on 2 cores."""
+
+QUARANTINE_FLUSH_ROWS: Final = 250_000
+"""Quarantined rows held before they are written: bounds memory on a range where everything is refused."""
 
 Stage = Callable[[str], AbstractContextManager[object]]
 """Wraps each step (``stage("silver: validate")``); the benchmark times them, the asset does not."""
@@ -49,7 +76,7 @@ class SilverDays:
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     duplicated: list[str] = field(default_factory=list)
-    gaps: list[pl.DataFrame] = field(default_factory=list)
+    gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GAPS_SCHEMA))
 
     @property
     def totals(self) -> dict[str, int]:
@@ -60,8 +87,21 @@ class SilverDays:
             duplicate_check(self.duplicated),
             accounting_check(self.per_day),
             quarantine_rate_check(self.per_day),
-            sequence_gap_check(pl.concat(self.gaps)),
+            sequence_gap_check(self.gaps),
         ]
+
+
+@dataclass(frozen=True)
+class _BuiltDay:
+    """One day, written to silver: what the range still needs of it."""
+
+    day: date
+    bronze_rows: int
+    duplicates_removed: int
+    reason_counts: dict[str, int]
+    quarantine: pl.DataFrame
+    duplicated: list[str]
+    runs: pl.DataFrame
 
 
 def build_silver_days(
@@ -72,25 +112,110 @@ def build_silver_days(
     run_id: str,
     stage: Stage = _untimed,
     log: Callable[[str], object] | None = None,
+    threads: int = SILVER_THREADS,
 ) -> SilverDays:
-    """Silver and quarantine for every day in ``[start, end)``, in order, each day checked as written."""
+    """Silver and quarantine for every day in ``[start, end)``, and what the silver checks need."""
+    days = days_between(start, end)
     built = SilverDays()
-    day = start
-    while day < end:
-        with stage("silver: read bronze day"):
-            bronze = lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
-        with stage("silver: build_silver (upcast, dedup, validate, route)"):
-            silver = build_silver(bronze, run_id=run_id, partition=day.isoformat())
-        with stage("silver: write silver + quarantine"):
-            counts = write_silver_days(lake, silver, day, day + _DAY, run_id=run_id)
-        for reason, n in counts.pop("reason_counts").items():
-            built.reasons[reason] = built.reasons.get(reason, 0) + n
-        built.per_day[day.isoformat()] = counts
-        with stage("silver: asset checks"):
-            built.duplicated += duplicate_ids(lake, day, day + _DAY)
-            built.gaps.append(sequence_gaps(lake, day, day + _DAY))
-        if log is not None:
-            log(f"silver {day}: {counts}")
-        del bronze, silver
-        day += _DAY
+    lake.ensure_table(SILVER, SILVER_SCHEMA)  # before the threads: two first commits would race to create it
+    lake.ensure_table(QUARANTINE, QUARANTINE_SCHEMA)
+    local = threading.local()
+
+    def build_day(day: date) -> _BuiltDay:
+        own = getattr(local, "lake", None)
+        if own is None:  # one Lake (and open DeltaTables) per thread
+            own = local.lake = Lake(lake.location, lake.storage_options)
+        return _build_day(own, day, run_id=run_id, stage=stage)
+
+    pending: list[_BuiltDay] = []
+    runs: list[pl.DataFrame] = []
+    facts: dict[date, _BuiltDay] = {}
+
+    def flush() -> None:
+        if pending:
+            with stage("silver: write quarantine"):
+                _write_quarantine(lake, pending, run_id=run_id)
+            pending.clear()
+
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-day") as pool:
+        upcoming = iter(days)
+        queue: deque[Future[_BuiltDay]] = deque(pool.submit(build_day, d) for d in islice(upcoming, threads))
+        try:
+            while queue:  # days come back in order; at most `threads` are in flight (and in memory)
+                done = queue.popleft().result()
+                next_day = next(upcoming, None)
+                if next_day is not None:
+                    queue.append(pool.submit(build_day, next_day))
+                facts[done.day] = done
+                pending.append(done)
+                runs.append(done.runs)
+                built.duplicated += done.duplicated
+                for reason, n in done.reason_counts.items():
+                    built.reasons[reason] = built.reasons.get(reason, 0) + n
+                if sum(d.quarantine.height for d in pending) >= QUARANTINE_FLUSH_ROWS:
+                    flush()
+                if log is not None:
+                    log(f"silver {done.day}: {done.bronze_rows} bronze rows, {done.quarantine.height} quarantined")
+        except BaseException:
+            for waiting in queue:
+                waiting.cancel()
+            with contextlib.suppress(Exception):  # the days finished so far keep their quarantine
+                flush()
+            raise
+    flush()
+
+    with stage("silver: asset checks"):
+        silver_rows = lake.rows_per_day(SILVER, start, end)
+        quarantine_rows = lake.rows_per_day(QUARANTINE, start, end)
+        for day in days:
+            built.per_day[day.isoformat()] = {
+                "bronze_rows": facts[day].bronze_rows,
+                "silver_rows": silver_rows[day],
+                "quarantine_rows": quarantine_rows[day],
+                "duplicates_removed": facts[day].duplicates_removed,
+            }
+        edges = [read_sequence_runs(lake, start - _DAY), read_sequence_runs(lake, end)]
+        built.gaps = sequence_gaps(pl.concat([*runs, *edges]), start, end)
     return built
+
+
+def _metadata(run_id: str, start: date, end: date) -> dict[str, str]:
+    """Commit info that lets a table's history say which run wrote which days."""
+    return {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
+
+
+def _build_day(lake: Lake, day: date, *, run_id: str, stage: Stage) -> _BuiltDay:
+    """Read one day of bronze, validate it, replace the day in silver; its quarantine is the caller's to write."""
+    with stage("silver: read bronze day"):
+        bronze = lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
+    with stage("silver: build_silver (upcast, dedup, validate, route)"):
+        build = build_silver(bronze, run_id=run_id, partition=day.isoformat())
+    del bronze
+    with stage("silver: write silver day"):
+        lake.replace_days(
+            SILVER, build.silver, day, day + _DAY, schema=SILVER_SCHEMA, metadata=_metadata(run_id, day, day + _DAY)
+        )
+    with stage("silver: asset checks"):
+        seen = [frame.select(_RUN_COLUMNS) for frame in (build.silver, build.quarantine)]
+        runs = sequence_runs(pl.concat(seen, how="vertical_relaxed"))
+        duplicated = duplicate_ids(build.silver)
+    return _BuiltDay(
+        day=day,
+        bronze_rows=build.bronze_rows,
+        duplicates_removed=build.duplicates_removed,
+        reason_counts=dict(build.reason_counts),
+        quarantine=compact(build.quarantine),  # held until written: must not pin the day's text
+        duplicated=duplicated,
+        runs=compact(runs),
+    )
+
+
+def _write_quarantine(lake: Lake, built: list[_BuiltDay], *, run_id: str) -> None:
+    """Replace the quarantine of consecutive built days (those without refused rows included) in one commit."""
+    first, last = built[0].day, built[-1].day
+    if [d.day for d in built] != days_between(first, last + _DAY):
+        raise AssertionError(f"quarantine days must be consecutive: {[d.day for d in built]}")
+    rows = pl.concat([d.quarantine for d in built], how="vertical_relaxed")
+    lake.replace_days(
+        QUARANTINE, rows, first, last + _DAY, schema=QUARANTINE_SCHEMA, metadata=_metadata(run_id, first, last + _DAY)
+    )

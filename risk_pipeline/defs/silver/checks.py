@@ -61,16 +61,14 @@ def max_quarantine_rate() -> float:
     return float(os.environ.get(QUARANTINE_RATE_ENV) or DEFAULT_MAX_QUARANTINE_RATE)
 
 
-def duplicate_ids(lake: Lake, start: date, end: date) -> list[str]:
-    """``event_id``s that silver holds more than once in ``[start, end)``.
+def duplicate_ids(silver: pl.DataFrame) -> list[str]:
+    """``event_id``s that one day's silver rows hold more than once.
 
     A retried batch lands in the same day as its original (an event's day is its timestamp's), so
-    checking day by day finds every duplicate while holding one day's ids, not a backfill's.
+    checking each day as it is written finds every duplicate while holding one day's ids.
     """
-    ids = lake.read_days(SILVER, start, end, columns=["event_id"])
-    if not ids.height:
-        return []
-    return ids.filter(pl.col("event_id").is_duplicated()).get_column("event_id").unique().sort().to_list()
+    event_id = pl.col("event_id")
+    return silver.filter(event_id.is_duplicated()).get_column("event_id").unique().sort().to_list()
 
 
 def duplicate_check(duplicated: list[str]) -> dg.AssetCheckResult:
@@ -114,41 +112,68 @@ def quarantine_rate_check(per_day: dict[str, dict[str, int]]) -> dg.AssetCheckRe
     )
 
 
-def sequence_gaps(lake: Lake, start: date, end: date) -> pl.DataFrame:
-    """Missing sequence numbers of the writers seen in ``[start, end)``: writer, first and last missing.
+RUNS_SCHEMA: Final = {"writer_id": pl.String, "first": pl.Int64, "last": pl.Int64, DAY_COLUMN: pl.Date}
+GAPS_SCHEMA: Final = {"writer_id": pl.String, "first_missing": pl.Int64, "last_missing": pl.Int64}
 
-    An event in quarantine is not lost, so both tables count. A writer's events around midnight
-    can fall on either side of it, so the day before and after are read too; a gap is reported when
-    either of its neighbours lies in the range.
+
+def sequence_runs(rows: pl.DataFrame) -> pl.DataFrame:
+    """Each writer's contiguous runs of ``sequence`` in ``rows``, per day: ``writer_id, first, last, event_date``.
+
+    A day's events from one writer are usually one run, so a range's runs are a few rows per writer and
+    day however many events it holds: gaps are then found across days without holding their events.
     """
+    sequence = pl.col("sequence")
+    starts = (sequence.diff().over("writer_id", DAY_COLUMN) != 1).fill_null(True)  # a repeat starts a run too
+    return (
+        rows.select(pl.col("writer_id").cast(pl.String), sequence.cast(pl.Int64), DAY_COLUMN)
+        .drop_nulls()
+        .group_by("writer_id", DAY_COLUMN)
+        .agg(sequence.sort())
+        .explode("sequence")
+        .with_columns(starts.cum_sum().alias("run"))
+        .group_by("writer_id", DAY_COLUMN, "run")
+        .agg(sequence.min().alias("first"), sequence.max().alias("last"))
+        .select(list(RUNS_SCHEMA))
+    )
+
+
+def read_sequence_runs(lake: Lake, day: date) -> pl.DataFrame:
+    """:func:`sequence_runs` of one day as the lake holds it in silver and quarantine together."""
     columns = ["writer_id", "sequence", DAY_COLUMN]
-    window_start, window_end = start - timedelta(days=1), end + timedelta(days=1)
-    frames = [lake.read_days(ref, window_start, window_end, columns=columns) for ref in (SILVER, QUARANTINE)]
+    frames = [lake.read_days(ref, day, day + timedelta(days=1), columns=columns) for ref in (SILVER, QUARANTINE)]
     present = [f for f in frames if f.height]
     if not present:
-        return pl.DataFrame(schema={"writer_id": pl.String, "first_missing": pl.Int64, "last_missing": pl.Int64})
-    seen = pl.concat(present, how="vertical_relaxed")
+        return pl.DataFrame(schema=RUNS_SCHEMA)
+    return sequence_runs(pl.concat(present, how="vertical_relaxed"))
+
+
+def sequence_gaps(runs: pl.DataFrame, start: date, end: date) -> pl.DataFrame:
+    """Missing sequence numbers of the writers seen in ``[start, end)``: writer, first and last missing.
+
+    ``runs`` (:func:`sequence_runs`) cover the range and the day either side of it, silver and
+    quarantine together: an event in quarantine is not lost, and a writer's events around midnight can
+    fall on either side of it. A gap is reported when either of its neighbours lies in the range.
+    """
     in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
-    writers = seen.filter(in_range).get_column("writer_id").unique()
+    writers = runs.filter(in_range).get_column("writer_id").unique().implode()
     ordered = (
-        seen.filter(pl.col("writer_id").is_in(writers.implode()) & pl.col("sequence").is_not_null())
-        .unique(["writer_id", "sequence"])
-        .sort("writer_id", "sequence")
-        .with_columns(
-            previous=pl.col("sequence").shift(1).over("writer_id"),
-            previous_day=pl.col(DAY_COLUMN).shift(1).over("writer_id"),
-        )
+        runs.filter(pl.col("writer_id").is_in(writers))
+        .sort("writer_id", "first", "last")
+        .with_columns(reached=pl.col("last").cum_max().shift(1).over("writer_id"))
     )
-    gaps = ordered.filter(
-        (pl.col("sequence") - pl.col("previous") > 1)
-        & (in_range | ((pl.col("previous_day") >= start) & (pl.col("previous_day") < end)))
-    ).select("writer_id", first_missing=pl.col("previous") + 1, last_missing=pl.col("sequence") - 1)
+    holes = ordered.filter(pl.col("first") > pl.col("reached") + 1)
+    # The gap's lower neighbour is the sequence ``reached``: the end of some earlier run, on its own day.
+    below = ordered.select("writer_id", pl.col("last").alias("reached"), pl.col(DAY_COLUMN).alias("below_day"))
+    gaps = (
+        holes.join(below, on=["writer_id", "reached"], how="left")
+        .filter(in_range | ((pl.col("below_day") >= start) & (pl.col("below_day") < end)))
+        .select("writer_id", first_missing=pl.col("reached") + 1, last_missing=pl.col("first") - 1)
+        .unique()
+    )
     return gaps.sort("writer_id", "first_missing")
 
 
 def sequence_gap_check(gaps: pl.DataFrame) -> dg.AssetCheckResult:
-    """The result for gaps found day by day (a gap across midnight is found from both sides: once here)."""
-    gaps = gaps.unique().sort("writer_id", "first_missing")
     sizes = gaps.get_column("last_missing") - gaps.get_column("first_missing") + 1
     missing = int(sizes.sum()) if gaps.height else 0
     return dg.AssetCheckResult(

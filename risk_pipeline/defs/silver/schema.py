@@ -42,8 +42,9 @@ from risk_runtime.events import (
     RiskEventType,
 )
 
-SILVER: Final = TableRef("silver", "risk_events")
-QUARANTINE: Final = TableRef("silver", "risk_events_quarantine")
+_HIGH_CARDINALITY: Final = ("event_id", "metadata")
+SILVER: Final = TableRef("silver", "risk_events", high_cardinality=_HIGH_CARDINALITY)
+QUARANTINE: Final = TableRef("silver", "risk_events_quarantine", high_cardinality=_HIGH_CARDINALITY)
 
 # ----------------------------------------------------------------------------------------------- schemas
 INGEST_ERRORS: Final = "ingest_errors"

@@ -1,7 +1,7 @@
 """Bronze rows to silver rows, pure and fast: upcast, de-duplicate, validate, route the refused.
 
-No Dagster here: the asset calls :func:`build_silver` on a day's bronze rows and :func:`write_silver_days`
-to replace that day, so both are testable against real Delta tables and nothing else.
+No Dagster and no I/O here: :mod:`~risk_pipeline.defs.silver.build` reads each day, calls :func:`build_silver`
+on its bronze rows and writes the result, so the rules are testable on plain frames.
 
 The accounting identity ``bronze_rows == silver + quarantine + duplicates_removed`` holds by construction
 (every row ends in exactly one of the three) and is checked on every build: a row silver loses silently
@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Final
+from typing import Final
 
 import pandera.errors
 import polars as pl
@@ -31,15 +31,13 @@ from pandera.config import ValidationDepth, config_context
 from risk_pipeline.defs.silver.schema import (
     INGEST_ERRORS,
     INGEST_ERRORS_CHECK,
-    QUARANTINE,
     QUARANTINE_SCHEMA,
-    SILVER,
     SILVER_SCHEMA,
     RiskEventModel,
     polars_schema,
 )
 from risk_pipeline.defs.silver.upcast import upcast_to_current
-from risk_pipeline.lake import DAY_COLUMN, Lake
+from risk_pipeline.lake import DAY_COLUMN
 from risk_runtime.events import BRONZE_SCHEMA, EVENT_FIELDS
 
 ROW: Final = "__row"
@@ -107,27 +105,6 @@ def build_silver(bronze: pl.DataFrame, *, run_id: str, partition: str) -> Silver
             f"{quarantine.height} quarantined + {duplicates_removed} duplicates = {accounted}"
         )
     return build
-
-
-def write_silver_days(lake: Lake, build: SilverBuild, start: date, end: date, *, run_id: str) -> dict[str, Any]:
-    """Replace exactly the days ``[start, end)`` of silver and of quarantine with ``build``'s rows.
-
-    A predicate overwrite per table (:meth:`Lake.replace_days`): re-running a day or a range gives the
-    same tables and leaves every other day untouched. The two commits are not atomic together; a run that
-    fails between them is repaired by re-running it. Returns the build's accounting (asset metadata).
-    """
-    metadata = {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
-    silver_rows = lake.replace_days(SILVER, build.silver, start, end, schema=SILVER_SCHEMA, metadata=metadata)
-    quarantine_rows = lake.replace_days(
-        QUARANTINE, build.quarantine, start, end, schema=QUARANTINE_SCHEMA, metadata=metadata
-    )
-    return {
-        "bronze_rows": build.bronze_rows,
-        "silver_rows": silver_rows,
-        "quarantine_rows": quarantine_rows,
-        "duplicates_removed": build.duplicates_removed,
-        "reason_counts": dict(build.reason_counts),
-    }
 
 
 # -------------------------------------------------------------------------------------- de-duplication

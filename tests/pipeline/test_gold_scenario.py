@@ -14,6 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from risk_pipeline.defs.gold import carry
 from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
@@ -152,8 +153,13 @@ def partition_bytes(lake: Lake, ref: TableRef, day: date) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------------------ contracts shared by every table
+@pytest.mark.parametrize("batch_rows", [carry.BATCH_ROWS, 1], ids=["range-in-one-batch", "a-batch-per-day"])
 @pytest.mark.parametrize("name", sorted(BUILDERS))
-def test_day_by_day_equals_one_range_run(tmp_path: Path, name: str) -> None:
+def test_day_by_day_equals_one_range_run(
+    tmp_path: Path, name: str, batch_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of single days, and a range written in one batch or flushed after every day, agree."""
+    monkeypatch.setattr(carry, "BATCH_ROWS", batch_rows)
     build, refs = BUILDERS[name]
     one_by_one, ranged = Lake(str(tmp_path / "a")), Lake(str(tmp_path / "b"))
     for target in (one_by_one, ranged):

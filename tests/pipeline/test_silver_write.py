@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 import pytest
 
+from risk_pipeline.defs.silver import build as build_module
 from risk_pipeline.defs.silver.build import SilverDays, build_silver_days
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake, TableRef
@@ -121,3 +123,19 @@ def test_written_tables_have_the_declared_schemas(lake: Lake, three_days: list[d
     assert [(f.name, f.nullable) for f in quarantine] == [(f.name, f.nullable) for f in QUARANTINE_SCHEMA]
     assert lake.table(SILVER).metadata().partition_columns == ["event_date"]
     assert lake.table(QUARANTINE).metadata().partition_columns == ["event_date"]
+
+
+def test_threads_and_quarantine_batches_do_not_change_what_is_written(
+    tmp_path: Path, three_days: list[date], lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two days at a time with the quarantine flushed after every day gives the tables one thread gives."""
+    first, _, last = three_days
+    expected = {ref: lake.read_all(ref).drop("run_id", "quarantined_at", strict=False) for ref in (SILVER, QUARANTINE)}
+    monkeypatch.setattr(build_module, "QUARANTINE_FLUSH_ROWS", 1)
+    for threads in (1, 2):
+        report = build_silver_days(lake, first, last + timedelta(days=1), run_id=f"t{threads}", threads=threads)
+        assert report.totals["quarantine_rows"] == 1 + 2 + 3
+        for ref, rows in expected.items():
+            now = lake.read_all(ref).drop("run_id", "quarantined_at", strict=False)
+            assert now.sort(now.columns[:5]).equals(rows.sort(rows.columns[:5])), (threads, ref)
+    assert len(lake.table(QUARANTINE).history(3)) == 3  # one commit per day: flushed after every day

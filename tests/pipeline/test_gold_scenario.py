@@ -19,6 +19,7 @@ from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
 from risk_pipeline.defs.gold.carry import GoldResult, read_state_before, write_state
+from risk_pipeline.defs.gold.checks import outcomes_checks
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake, TableRef
 from risk_runtime.encoding import events_to_bronze
@@ -197,6 +198,21 @@ def test_rerunning_an_older_day_keeps_one_row_per_stop(lake: Lake) -> None:
     assert after.equals(before)
     stops.build_days(lake, D2, D3)
     assert content(lake, stops.TRAILING_STOP_OUTCOMES).equals(before)
+
+
+def test_a_stale_copy_where_a_stop_lived_before_fails_one_row_per_stop(lake: Lake) -> None:
+    """ex-trig moved from D1 to D2; a copy left in D1 (a crash between write and delete) blocks D2."""
+    build_all(lake)
+    ts = stops.TRAILING_STOP_OUTCOMES
+    moved = lake.read_days(ts, D2, D3, where="execution_id = 'ex-trig'").with_columns(pl.lit(D1).alias("event_date"))
+    lake.replace_days(ts, pl.concat([lake.read_days(ts, D1, D2), moved]), D1, D2, schema=stops.SCHEMA)
+
+    results = {r.check_name: r for r in outcomes_checks(lake, D2, D3)}
+
+    assert not results["one_row_per_stop"].passed
+    assert results["one_row_per_stop"].metadata["examples"].value == ["ex-trig"]
+    day_one = {r.check_name: r.passed for r in outcomes_checks(lake, D1, D2)}
+    assert day_one["one_row_per_stop"] is False  # checking D1 finds the same copy, from the other side
 
 
 def test_a_day_without_events_still_carries_the_state(lake: Lake) -> None:

@@ -23,7 +23,8 @@ other column null) that readers drop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Final
@@ -32,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between, sql_string
 
 ORDER_COLUMNS: Final = ("timestamp", "writer_id", "sequence")
 """Total order of events: time, then the writer's own numbering breaks ties deterministically."""
@@ -70,6 +71,26 @@ def read_silver_day(lake: Lake, day: date, event_types: list[str], columns: list
     kinds = ", ".join(sql_string(kind) for kind in event_types)
     frame = read_day(lake, SILVER, day, SILVER_SCHEMA, columns=wanted, where=f"event_type IN ({kinds})")
     return frame.sort(list(ORDER_COLUMNS))
+
+
+def silver_days(
+    lake: Lake, start: date, end: date, event_types: list[str], columns: list[str]
+) -> Iterator[tuple[date, pl.DataFrame]]:
+    """``(day, read_silver_day(...))`` for each day of ``[start, end)``, the next day read while this one is used.
+
+    A read runs in Delta's engine and polars, outside the GIL, so reading day D+1 on a second thread
+    overlaps it with folding and writing day D. The reader has its own :class:`Lake` (its own open
+    table); at most two days are in memory.
+    """
+    reader = Lake(lake.location, lake.storage_options)
+    days = days_between(start, end)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="silver-read") as pool:
+        ahead = [pool.submit(read_silver_day, reader, day, event_types, columns) for day in days[:1]]
+        for i, day in enumerate(days):
+            frame = ahead.pop().result()
+            if i + 1 < len(days):
+                ahead.append(pool.submit(read_silver_day, reader, days[i + 1], event_types, columns))
+            yield day, frame
 
 
 def state_schema(fields: list[pa.Field]) -> pa.Schema:

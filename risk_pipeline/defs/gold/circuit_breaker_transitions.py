@@ -29,12 +29,12 @@ from risk_pipeline.defs.gold.carry import (
     ORDER_COLUMNS,
     DayBatch,
     GoldResult,
-    read_silver_day,
     read_state_before,
+    silver_days,
     state_partition,
     state_schema,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 CIRCUIT_BREAKER_TRANSITIONS: Final = TableRef("gold", "circuit_breaker_transitions")
@@ -125,10 +125,9 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
     state: pl.DataFrame | None = None
     transitions = DayBatch(lake, CIRCUIT_BREAKER_TRANSITIONS, SCHEMA, run_id=run_id)
     states = DayBatch(lake, CIRCUIT_BREAKER_STATE, STATE_SCHEMA, run_id=run_id)
-    for day in days_between(start, end):
+    for day, events in silver_days(lake, start, end, [RiskEventType.CB_STATE_CHANGE.value], _EVENT_COLUMNS):
         if state is None:
             state, carried_from = read_state_before(lake, CIRCUIT_BREAKER_STATE, day, STATE_SCHEMA)
-        events = read_silver_day(lake, day, [RiskEventType.CB_STATE_CHANGE.value], _EVENT_COLUMNS)
         rows, new_state = transitions_for_day(events, state)
         state = compact(new_state)  # carried on: must not pin the day's silver
         per_day[day] = transitions.add(day, rows)

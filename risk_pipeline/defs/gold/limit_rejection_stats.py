@@ -27,8 +27,8 @@ from typing import Final
 import polars as pl
 import pyarrow as pa
 
-from risk_pipeline.defs.gold.carry import DayBatch, GoldResult, read_silver_day
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, days_between
+from risk_pipeline.defs.gold.carry import DayBatch, GoldResult, silver_days
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
 from risk_runtime.events import RiskEventType
 
 LIMIT_REJECTION_STATS: Final = TableRef("gold", "limit_rejection_stats")
@@ -87,8 +87,7 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
     """Materialise the days ``[start, end)``; each day reads only its own silver partition."""
     per_day: dict[date, int] = {}
     stats = DayBatch(lake, LIMIT_REJECTION_STATS, SCHEMA, run_id=run_id)
-    for day in days_between(start, end):
-        events = read_silver_day(lake, day, [_CHECK, _REJECTION, _WARNING], _EVENT_COLUMNS)
+    for day, events in silver_days(lake, start, end, [_CHECK, _REJECTION, _WARNING], _EVENT_COLUMNS):
         per_day[day] = stats.add(day, stats_for_day(events, day))
         if stats.full:
             stats.flush()

@@ -53,12 +53,12 @@ from risk_pipeline.defs.gold.carry import (
     DayBatch,
     GoldResult,
     commit_metadata,
-    read_silver_day,
     read_state_before,
+    silver_days,
     state_partition,
     state_schema,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, sql_string
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes")
@@ -332,10 +332,9 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
             written_moves.clear()
         states.flush()
 
-    for day in days_between(start, end):
+    for day, events in silver_days(lake, start, end, _EVENT_TYPES, _EVENT_COLUMNS):
         if state is None:
             state, carried_from = read_state_before(lake, TRAILING_STOP_STATE, day, STATE_SCHEMA)
-        events = read_silver_day(lake, day, _EVENT_TYPES, _EVENT_COLUMNS)
         touched, new_state = fold_day(events, state, day)
         moved = _superseded(touched, state, day)
         # Moves out of a day the batch still holds are undone in memory; the rest need the MERGE.

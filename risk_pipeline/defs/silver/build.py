@@ -55,7 +55,7 @@ _DAY: Final = timedelta(days=1)
 COUNT_KEYS: Final = ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed")
 _RUN_COLUMNS: Final = ["writer_id", "sequence", DAY_COLUMN]
 
-SILVER_THREADS: Final = 2
+SILVER_THREADS: Final = 3
 """Days built at once. Two threads took a 60-day, 10M-event range from 34 s to 24 s on 2 cores."""
 
 QUARANTINE_FLUSH_ROWS: Final = 250_000

@@ -11,11 +11,7 @@ import dagster as dg
 import pyarrow as pa
 
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
-from risk_pipeline.defs.gold.assets import (
-    circuit_breaker_transitions_asset,
-    limit_rejection_stats_asset,
-    trailing_stop_outcomes_asset,
-)
+from risk_pipeline.defs.gold.assets import gold_tables
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.assets import silver_risk_events
 from risk_runtime.table import RiskEventsTable
@@ -23,17 +19,20 @@ from risk_runtime.table import RiskEventsTable
 PIPELINE: Final = [
     bronze_risk_events,
     silver_risk_events,
-    circuit_breaker_transitions_asset,
-    trailing_stop_outcomes_asset,
-    limit_rejection_stats_asset,
+    gold_tables,
 ]
 """Every asset of the code location, bronze included as the external source."""
 
 QUIET: Final = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def materialize(lake_root: Path, days: Sequence[date], assets: Sequence[Any] = PIPELINE) -> dg.ExecuteInProcessResult:
-    """One in-process run of ``assets`` for one day, or for a range of days as a single run."""
+def materialize(
+    lake_root: Path,
+    days: Sequence[date],
+    assets: Sequence[Any] = PIPELINE,
+    selection: dg.AssetSelection | None = None,
+) -> dg.ExecuteInProcessResult:
+    """One in-process run of ``assets`` (or the ``selection`` of them) for one day, or a range as one run."""
     first, last = days[0].isoformat(), days[-1].isoformat()
     partition: dict[str, Any] = (
         {"partition_key": first}
@@ -46,6 +45,7 @@ def materialize(lake_root: Path, days: Sequence[date], assets: Sequence[Any] = P
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
         run_config=QUIET,
+        selection=selection,
         **partition,
     )
 

@@ -13,14 +13,16 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Final
 
+import dagster as dg
 import polars as pl
+import pytest
 from dagster_runs import PIPELINE, append_bronze, check_metadata, check_results, materialize
 from deltalake import DeltaTable
 
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
-from risk_pipeline.defs.gold.assets import (
-    circuit_breaker_transitions_asset,
-)
+from risk_pipeline.defs.constants import SILVER_GROUP, asset_key
+from risk_pipeline.defs.gold import trailing_stop_outcomes
+from risk_pipeline.defs.gold.assets import gold_tables
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_STATE, CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE
@@ -127,9 +129,13 @@ def test_invalid_breaker_transitions_fail_every_transition_valid(tmp_path: Path)
     ]
     append_bronze(root, events_to_bronze(events, writer_id="w", ingested_at=utc(CB_DAY, 23)), "w")
 
-    result = materialize(root, [CB_DAY], [*SILVER_ONLY, circuit_breaker_transitions_asset])
+    only_transitions = dg.AssetSelection.groups(SILVER_GROUP) | dg.AssetSelection.assets(
+        asset_key(CIRCUIT_BREAKER_TRANSITIONS)
+    )
+    result = materialize(root, [CB_DAY], [*SILVER_ONLY, gold_tables], only_transitions)
 
     assert result.success
+    assert not Lake(str(root)).exists(TRAILING_STOP_OUTCOMES)  # a subset of gold builds only that table
     checks = check_results(result)
     assert checks.pop("every_transition_valid") is False
     assert all(checks.values()), checks  # silver accepted every event; gold reconciles with it
@@ -195,3 +201,29 @@ def test_late_events_enter_their_day_when_it_is_rebuilt_and_no_other_day_changes
     for ref in ALL_TABLES:
         after = day_rows(lake, ref, L2)
         assert after.equals(day2_before[str(ref)]), f"{ref} {L2} changed:\n{day2_before[str(ref)]}\n{after}"
+
+
+# ---------------------------------------------------------------------- 5d. one gold table failing
+def test_a_failing_gold_table_fails_the_run_but_not_the_other_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "lake"
+    events = [state_change(utc(CB_DAY, 12), "fine", "CLOSED", "OPEN", 3)]
+    events += [limit_event(T.PL_REJECTION, utc(CB_DAY, 13), "portfolio_delta", 120.0, 100.0)]
+    append_bronze(root, events_to_bronze(events, writer_id="w", ingested_at=utc(CB_DAY, 23)), "w")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("trailing stops could not be built")
+
+    monkeypatch.setattr(trailing_stop_outcomes, "build_days", broken)
+    result = materialize(root, [CB_DAY])
+
+    assert not result.success
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert materialized == {
+        asset_key(ref) for ref in (SILVER, QUARANTINE, CIRCUIT_BREAKER_TRANSITIONS, LIMIT_REJECTION_STATS)
+    }
+    lake = Lake(str(root))
+    assert lake.read_all(CIRCUIT_BREAKER_TRANSITIONS).height == 1
+    assert lake.read_all(LIMIT_REJECTION_STATS).height == 1
+    assert not lake.exists(TRAILING_STOP_OUTCOMES)

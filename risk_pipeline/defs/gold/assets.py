@@ -1,14 +1,17 @@
-"""The gold tables as Dagster assets: one per table, one partition per UTC day.
+"""The gold tables as Dagster assets: one asset per table, one partition per UTC day, one step for all.
 
-Each asset calls its table's ``build_days`` for the run's days -- in order, day by day, carrying
-state from the day before (see :mod:`.carry`) -- so a single-run range backfill and a one-day run
-are the same code. Checks are evaluated in the same step, over the same days.
+Each table's ``build_days`` runs for the run's days -- in order, day by day, carrying state from the
+day before (see :mod:`.carry`) -- so a single-run range backfill and a one-day run are the same code.
+Checks are evaluated in the same step, over the same days. The three tables are built by one
+subsettable ``multi_asset``, concurrently: materialising one of them builds only that one.
 
 Gold carries state forward, so re-running an older day leaves later days stale until they are
 re-run in order; the daily schedule and the bronze sensor always ask for whole days in order.
 """
 
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import date, timedelta
 from types import ModuleType
 from typing import Final
@@ -21,6 +24,7 @@ from risk_pipeline.defs.gold import (
     limit_rejection_stats,
     trailing_stop_outcomes,
 )
+from risk_pipeline.defs.gold.carry import GoldResult
 from risk_pipeline.defs.gold.checks import (
     CIRCUIT_BREAKER_CHECKS,
     LIMIT_CHECKS,
@@ -47,70 +51,108 @@ FRESHNESS: Final = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26
 Checker = Callable[[Lake, date, date], list[dg.AssetCheckResult]]
 
 
-def gold_asset(
-    module: ModuleType,
-    table: TableRef,
-    description: str,
-    check_specs: Sequence[dg.AssetCheckSpec],
-    checker: Checker,
-) -> dg.AssetsDefinition:
-    """A daily-partitioned gold asset around ``module.build_days``; the shape is the same for all three."""
+@dataclass(frozen=True)
+class GoldTable:
+    """One gold table: the module that builds it, its description, its checks and their evaluation."""
 
-    @dg.asset(
-        deps=[asset_key(SILVER)],
-        description=description,
-        code_version=GOLD_CODE_VERSION,
-        partitions_def=daily_partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        check_specs=list(check_specs),
-        freshness_policy=FRESHNESS,
-        **table_asset(table, module.SCHEMA, GOLD_GROUP),
-    )
-    def _gold(
-        context: dg.AssetExecutionContext, lake: LakeResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        the_lake = lake.lake()
-        start, end = partition_days(context)
-        result = module.build_days(the_lake, start, end, run_id=context.run_id)
-        context.log.info(f"{table} {start}..{end}: {result.rows_written} rows")
+    module: ModuleType
+    table: TableRef
+    description: str
+    check_specs: Sequence[dg.AssetCheckSpec]
+    checker: Checker
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return asset_key(self.table)
+
+    def spec(self) -> dg.AssetSpec:
+        return dg.AssetSpec(
+            deps=[asset_key(SILVER)],
+            description=self.description,
+            code_version=GOLD_CODE_VERSION,
+            partitions_def=daily_partitions,
+            freshness_policy=FRESHNESS,
+            **table_asset(self.table, self.module.SCHEMA, GOLD_GROUP),
+        )
+
+    def build(self, lake: Lake, start: date, end: date, run_id: str) -> tuple[GoldResult, list[dg.AssetCheckResult]]:
+        """Build the days and evaluate the checks (on a worker thread: no Dagster context is touched here)."""
+        result = self.module.build_days(lake, start, end, run_id=run_id)
+        return result, self.checker(lake, start, end)
+
+
+GOLD_TABLES: Final = (
+    GoldTable(
+        circuit_breaker_transitions,
+        circuit_breaker_transitions.CIRCUIT_BREAKER_TRANSITIONS,
+        "One row per circuit-breaker state change: `source`, `timestamp`, `old_state` -> `new_state`, "
+        "`failure_count`, `seconds_in_old_state` (since the same breaker's previous transition, across days; "
+        "null for its first) and `is_valid` (a legal transition continuing from the breaker's previous state).",
+        CIRCUIT_BREAKER_CHECKS,
+        transitions_checks,
+    ),
+    GoldTable(
+        trailing_stop_outcomes,
+        trailing_stop_outcomes.TRAILING_STOP_OUTCOMES,
+        "One row per trailing stop (`execution_id`): premiums and times of its add, activation, trigger or removal; "
+        "`outcome` (triggered | removed | open), `profit_locked` = stop - entry at trigger, `realized_pnl` = exit - "
+        "entry, `giveback` = highest - exit, `n_updates`, `duration_seconds`; the option it protected (`underlying`, "
+        "`option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events predate schema version 2). "
+        "Partitioned by the day of the stop's last event.",
+        TRAILING_STOP_CHECKS,
+        outcomes_checks,
+    ),
+    GoldTable(
+        limit_rejection_stats,
+        limit_rejection_stats.LIMIT_REJECTION_STATS,
+        "One row per (UTC day, `limit_type`) with rejections or warnings: `rejection_count`, `avg_current_value`, "
+        "`avg_limit_value`, `max_utilization` = max |current| / |limit|, `warning_count`, `checks_total` (all entry "
+        "checks that day) and `rejection_rate`.",
+        LIMIT_CHECKS,
+        rejection_checks,
+    ),
+)
+
+
+@dg.multi_asset(
+    specs=[table.spec() for table in GOLD_TABLES],
+    check_specs=[spec for table in GOLD_TABLES for spec in table.check_specs],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=True,
+    name="gold_tables",
+)
+def gold_tables(
+    context: dg.AssetExecutionContext, lake: LakeResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """The selected gold tables for the run's days, built side by side on worker threads.
+
+    The tables read the same silver days and share nothing else, and their work runs mostly in polars
+    and delta-rs outside the GIL, so building them concurrently takes about as long as the largest one
+    alone. Each worker has its own :class:`Lake`. A table that fails does not stop the others: their
+    results are reported, then the run fails with the first error.
+    """
+    start, end = partition_days(context)
+    selected = [table for table in GOLD_TABLES if table.key in context.selected_asset_keys]
+    wanted_checks = context.selected_asset_check_keys
+    with ThreadPoolExecutor(max_workers=len(selected) or 1, thread_name_prefix="gold") as pool:
+        futures = [pool.submit(table.build, lake.lake(), start, end, context.run_id) for table in selected]
+        wait(futures)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    for table, future in zip(selected, futures, strict=True):
+        if future.exception() is not None:
+            context.log.error(f"{table.table} {start}..{end} failed: {future.exception()!r}")
+            continue
+        result, checks = future.result()
+        context.log.info(f"{table.table} {start}..{end}: {result.rows_written} rows")
         yield dg.MaterializeResult(
+            asset_key=table.key,
             metadata={
                 "dagster/row_count": result.rows_written,
                 "rows_per_day": dg.MetadataValue.json({d.isoformat(): n for d, n in result.per_day.items()}),
                 "carried_from": str(result.carried_from) if result.carried_from else "empty state",
-            }
+            },
         )
-        yield from checker(the_lake, start, end)
-
-    return _gold
-
-
-circuit_breaker_transitions_asset: Final = gold_asset(
-    circuit_breaker_transitions,
-    circuit_breaker_transitions.CIRCUIT_BREAKER_TRANSITIONS,
-    "One row per circuit-breaker state change: `source`, `timestamp`, `old_state` -> `new_state`, "
-    "`failure_count`, `seconds_in_old_state` (since the same breaker's previous transition, across days; "
-    "null for its first) and `is_valid` (a legal transition continuing from the breaker's previous state).",
-    CIRCUIT_BREAKER_CHECKS,
-    transitions_checks,
-)
-trailing_stop_outcomes_asset: Final = gold_asset(
-    trailing_stop_outcomes,
-    trailing_stop_outcomes.TRAILING_STOP_OUTCOMES,
-    "One row per trailing stop (`execution_id`): premiums and times of its add, activation, trigger or removal; "
-    "`outcome` (triggered | removed | open), `profit_locked` = stop - entry at trigger, `realized_pnl` = exit - "
-    "entry, `giveback` = highest - exit, `n_updates`, `duration_seconds`; the option it protected (`underlying`, "
-    "`option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events predate schema version 2). "
-    "Partitioned by the day of the stop's last event.",
-    TRAILING_STOP_CHECKS,
-    outcomes_checks,
-)
-limit_rejection_stats_asset: Final = gold_asset(
-    limit_rejection_stats,
-    limit_rejection_stats.LIMIT_REJECTION_STATS,
-    "One row per (UTC day, `limit_type`) with rejections or warnings: `rejection_count`, `avg_current_value`, "
-    "`avg_limit_value`, `max_utilization` = max |current| / |limit|, `warning_count`, `checks_total` (all entry "
-    "checks that day) and `rejection_rate`.",
-    LIMIT_CHECKS,
-    rejection_checks,
-)
+        yield from (check for check in checks if dg.AssetCheckKey(table.key, check.check_name) in wanted_checks)
+    if errors:
+        raise errors[0]  # type: ignore[misc]

@@ -9,8 +9,9 @@ Gold carries state forward, so re-running an older day leaves later days stale u
 re-run in order; the daily schedule and the bronze sensor always ask for whole days in order.
 """
 
+import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from types import ModuleType
@@ -75,11 +76,6 @@ class GoldTable:
             **table_asset(self.table, self.module.SCHEMA, GOLD_GROUP),
         )
 
-    def build(self, lake: Lake, start: date, end: date, run_id: str) -> tuple[GoldResult, list[dg.AssetCheckResult]]:
-        """Build the days and evaluate the checks (on a worker thread: no Dagster context is touched here)."""
-        result = self.module.build_days(lake, start, end, run_id=run_id)
-        return result, self.checker(lake, start, end)
-
 
 GOLD_TABLES: Final = (
     GoldTable(
@@ -114,6 +110,41 @@ GOLD_TABLES: Final = (
 )
 
 
+@dataclass(frozen=True)
+class GoldOutcome:
+    """What building one table produced: its result and check results, or the error it raised."""
+
+    table: GoldTable
+    result: GoldResult | None
+    checks: list[dg.AssetCheckResult]
+    error: BaseException | None
+    seconds: float
+
+
+def build_gold_tables(
+    tables: Sequence[GoldTable], lake: Callable[[], Lake], start: date, end: date, run_id: str
+) -> list[GoldOutcome]:
+    """Build ``tables`` for ``[start, end)`` side by side, one worker thread and one ``lake()`` each.
+
+    The tables read the same silver days and share nothing else, and their work runs mostly in polars
+    and delta-rs outside the GIL, so together they take about as long as the largest alone. Every table
+    is built even when another fails; the outcomes come back in the order of ``tables``.
+    """
+
+    def build(table: GoldTable) -> GoldOutcome:
+        began = time.perf_counter()
+        the_lake = lake()
+        try:
+            result = table.module.build_days(the_lake, start, end, run_id=run_id)
+            checks = table.checker(the_lake, start, end)
+        except Exception as error:  # reported by the caller, after the other tables
+            return GoldOutcome(table, None, [], error, time.perf_counter() - began)
+        return GoldOutcome(table, result, checks, None, time.perf_counter() - began)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(tables)), thread_name_prefix="gold") as pool:
+        return list(pool.map(build, tables))
+
+
 @dg.multi_asset(
     specs=[table.spec() for table in GOLD_TABLES],
     check_specs=[spec for table in GOLD_TABLES for spec in table.check_specs],
@@ -125,34 +156,30 @@ GOLD_TABLES: Final = (
 def gold_tables(
     context: dg.AssetExecutionContext, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """The selected gold tables for the run's days, built side by side on worker threads.
+    """The selected gold tables for the run's days (:func:`build_gold_tables`).
 
-    The tables read the same silver days and share nothing else, and their work runs mostly in polars
-    and delta-rs outside the GIL, so building them concurrently takes about as long as the largest one
-    alone. Each worker has its own :class:`Lake`. A table that fails does not stop the others: their
-    results are reported, then the run fails with the first error.
+    A table that fails does not stop the others: their results are reported, then the step fails with
+    the first error.
     """
     start, end = partition_days(context)
     selected = [table for table in GOLD_TABLES if table.key in context.selected_asset_keys]
-    wanted_checks = context.selected_asset_check_keys
-    with ThreadPoolExecutor(max_workers=len(selected) or 1, thread_name_prefix="gold") as pool:
-        futures = [pool.submit(table.build, lake.lake(), start, end, context.run_id) for table in selected]
-        wait(futures)
-    errors = [f.exception() for f in futures if f.exception() is not None]
-    for table, future in zip(selected, futures, strict=True):
-        if future.exception() is not None:
-            context.log.error(f"{table.table} {start}..{end} failed: {future.exception()!r}")
+    outcomes = build_gold_tables(selected, lake.lake, start, end, context.run_id)
+    for outcome in outcomes:
+        name = outcome.table.table
+        if outcome.result is None:
+            context.log.error(f"{name} {start}..{end} failed: {outcome.error!r}")
             continue
-        result, checks = future.result()
-        context.log.info(f"{table.table} {start}..{end}: {result.rows_written} rows")
+        context.log.info(f"{name} {start}..{end}: {outcome.result.rows_written} rows in {outcome.seconds:.1f}s")
         yield dg.MaterializeResult(
-            asset_key=table.key,
+            asset_key=outcome.table.key,
             metadata={
-                "dagster/row_count": result.rows_written,
-                "rows_per_day": dg.MetadataValue.json({d.isoformat(): n for d, n in result.per_day.items()}),
-                "carried_from": str(result.carried_from) if result.carried_from else "empty state",
+                "dagster/row_count": outcome.result.rows_written,
+                "rows_per_day": dg.MetadataValue.json({d.isoformat(): n for d, n in outcome.result.per_day.items()}),
+                "carried_from": str(outcome.result.carried_from) if outcome.result.carried_from else "empty state",
             },
         )
-        yield from (check for check in checks if dg.AssetCheckKey(table.key, check.check_name) in wanted_checks)
+        wanted = context.selected_asset_check_keys
+        yield from (c for c in outcome.checks if dg.AssetCheckKey(outcome.table.key, c.check_name) in wanted)
+    errors = [outcome.error for outcome in outcomes if outcome.error is not None]
     if errors:
-        raise errors[0]  # type: ignore[misc]
+        raise errors[0]

@@ -19,7 +19,7 @@ from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE, TRIGGERED
 from risk_pipeline.defs.silver.schema import SILVER
-from risk_pipeline.lake import DAY_COLUMN, Lake, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date
 from risk_runtime.events import RiskEventType
 
 TRANSITIONS_VALID: Final = "every_transition_valid"
@@ -121,9 +121,9 @@ def _repeated_stops(lake: Lake, gold: pl.DataFrame, start: date) -> pl.DataFrame
     state, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
     touched = gold.select("execution_id").unique()
     earlier = state.join(touched, on="execution_id", how="semi").get_column("last_event_date").unique().to_list()
-    where = f"{DAY_COLUMN} >= {sql_string(start.isoformat())}"
+    where = f"{DAY_COLUMN} >= {sql_date(start)}"
     if earlier:
-        where += f" OR {DAY_COLUMN} IN ({', '.join(sql_string(d.isoformat()) for d in sorted(earlier))})"
+        where += f" OR {DAY_COLUMN} IN ({', '.join(sql_date(d) for d in sorted(earlier))})"
     ids = lake.read_all(TRAILING_STOP_OUTCOMES, columns=["execution_id"], where=where)
     return ids.filter(pl.col("execution_id").is_duplicated()).join(touched, on="execution_id", how="semi").unique()
 

@@ -2,8 +2,9 @@
 
 One computation produces both tables (every bronze row goes to exactly one of them, or is a
 removed duplicate), so they are one ``multi_asset``. A run covers one day or, with the single-run
-backfill policy, a whole range; either way each day is read, validated and replaced on its own, so
-memory stays at one day's worth and an interrupted range is repaired by running it again.
+backfill policy, a whole range; either way each day is read, validated and replaced on its own (a few
+at a time, see :mod:`.build`), so memory stays at a few days' worth and an interrupted range is
+repaired by running it again.
 """
 
 from collections.abc import Iterator

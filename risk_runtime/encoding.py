@@ -137,6 +137,19 @@ def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, error
     return pa.array(cleaned, type=arrow_type)
 
 
+def warm_up() -> None:
+    """Make pyarrow's first conversion of Python values now, on purpose, instead of with the first batch.
+
+    When numpy and pandas are installed, pyarrow imports pandas the first time it converts Python
+    values (``pa.array``). That is pyarrow's behaviour and the process's environment, not ours to
+    change; but an import holds the GIL for a few hundred milliseconds, fails outright during interpreter
+    shutdown ("can't register atexit after shutdown"), and, running on the flusher thread while the
+    process forks, leaves the child's import lock held forever. ``RiskEventLogger.start()`` calls this on
+    the caller's thread: the cost lands at start-up, and no later encode imports anything.
+    """
+    pa.array([None], type=pa.string())
+
+
 def encode_batch(events: Sequence[object], sequences: Sequence[int]) -> pa.RecordBatch:
     """A spool frame (:data:`SPOOL_SCHEMA`) for ``events``; never raises for bad event values.
 

@@ -64,7 +64,7 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Final
 
-from risk_runtime.encoding import encode_batch
+from risk_runtime.encoding import encode_batch, warm_up
 from risk_runtime.events import Component, RiskEvent, RiskEventType
 from risk_runtime.spool import (
     SHIPPER_LOCK,
@@ -161,6 +161,19 @@ def default_spool_dir(lake_root: str) -> Path:
 def new_writer_id() -> str:
     host = socket.gethostname().split(".")[0] or "host"
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _encode(items: list[tuple[int, Any]]) -> Any:
+    """Encode ``(sequence, event)`` pairs, trying twice: a library's one-time set-up can fail once.
+
+    pyarrow's first conversion may import pandas (see :func:`~risk_runtime.encoding.warm_up`); at
+    interpreter exit that import raises, pyarrow records that it tried, and the second attempt works.
+    """
+    events, sequences = [event for _, event in items], [sequence for sequence, _ in items]
+    try:
+        return encode_batch(events, sequences)
+    except Exception:
+        return encode_batch(events, sequences)
 
 
 class RiskEventLogger:
@@ -310,6 +323,9 @@ class RiskEventLogger:
         if self._started:
             return self
         self._create_writer_dir()
+        # On this thread, before the flusher exists: an import running on a background thread when the
+        # process forks leaves the child's import lock held forever (see encoding.warm_up).
+        warm_up()
         self._stopping.clear()
         self._flusher = threading.Thread(target=self._run_flusher, name="risk-event-flusher", daemon=True)
         self._flusher.start()
@@ -486,7 +502,14 @@ class RiskEventLogger:
         buffer = self._buffer
         while buffer and not self._spool_full:
             items = [buffer.popleft() for _ in range(min(len(buffer), _FRAME_EVENTS))]
-            batch = encode_batch([event for _, event in items], [sequence for sequence, _ in items])
+            try:
+                batch = _encode(items)
+            except Exception as exc:  # bad values never raise (they become ingest errors); this is the library
+                buffer.extendleft(reversed(items))  # keep them, in order, for the next cycle
+                self._internal_errors += 1
+                self._last_error = f"encoding failed: {type(exc).__name__}: {exc}"
+                log.exception("risk event encoding failed; the events stay queued")
+                return
             try:
                 self._segments.write(batch)
             except OSError as exc:

@@ -38,7 +38,6 @@ LAKE_RESOURCE_KEY: Final = "lake"
 
 # ---------------------------------------------------------------------------------------------- tables
 BRONZE_RISK_EVENTS: Final = TableRef("bronze", "risk_events")
-SILVER_RISK_EVENTS: Final = TableRef("silver", "risk_events")
 
 
 def asset_key(ref: TableRef) -> dg.AssetKey:

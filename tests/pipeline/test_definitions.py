@@ -22,9 +22,10 @@ import pytest
 from risk_pipeline.definitions import defs
 from risk_pipeline.defs.automation import daily_pipeline_job, daily_pipeline_schedule
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
-from risk_pipeline.defs.constants import GOLD_GROUP, SILVER_GROUP, SILVER_RISK_EVENTS, asset_key
+from risk_pipeline.defs.constants import GOLD_GROUP, SILVER_GROUP, asset_key
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.defs.silver.schema import SILVER
 from risk_runtime.events import BRONZE_SCHEMA
 from risk_runtime.table import DEFAULT_LAKE_ROOT, LAKE_ROOT_ENV
 
@@ -220,7 +221,7 @@ def test_lake_resource_reaches_assets_with_the_root_from_the_env(
 
 
 # ---------------------------------------------------------------------------------------------- the schedule
-@dg.asset(key=asset_key(SILVER_RISK_EVENTS), partitions_def=daily_partitions, group_name=SILVER_GROUP)
+@dg.asset(key=asset_key(SILVER), partitions_def=daily_partitions, group_name=SILVER_GROUP)
 def silver_stand_in() -> None:
     """Stands in for silver so the schedule's job resolves to something."""
 

@@ -170,3 +170,41 @@ def test_a_writer_folder_appears_already_locked(lake: Path, spool: Path) -> None
     assert is_locked(spool / WRITERS / logger.writer_id / "lock")
     logger.close(timeout=0.1)  # nothing to commit, and nothing waits for a shipper that is not there
     assert not is_locked(spool / WRITERS / logger.writer_id / "lock")
+
+
+def test_an_encoding_failure_keeps_the_events_queued(lake: Path, spool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library error while encoding (not a bad value: those become ingest errors) loses nothing."""
+    from risk_runtime import logger as logger_module
+
+    real = logger_module.encode_batch
+    failures = iter([True, True, True])  # the first cycle fails twice (both attempts), then once more
+
+    def flaky(*args: object) -> object:
+        if next(failures, False):
+            raise RuntimeError("can't register atexit after shutdown")
+        return real(*args)
+
+    monkeypatch.setattr(logger_module, "encode_batch", flaky)
+    with RiskEventLogger(lake, spool_dir=spool) as logger:
+        for i in range(50):
+            assert logger.log(failure(i))
+        assert logger.flush_blocking(timeout=60)  # the first cycle fails, a later one lands them all
+        stats = logger.stats()
+    assert bronze(lake).num_rows == 50
+    assert sorted(bronze(lake).column("sequence").to_pylist()) == list(range(1, 51))
+    assert stats.internal_errors >= 1
+    assert "encoding failed" in (stats.last_error or "")
+
+
+def test_the_first_encode_happens_at_start(tmp_path: Path) -> None:
+    """pyarrow's first conversion (which imports pandas where installed) is made by start(), not later."""
+    code = (
+        "import sys, risk_runtime, pathlib;"
+        f"lake = pathlib.Path({str(tmp_path / 'lake')!r});"
+        "logger = risk_runtime.RiskEventLogger(lake, spool_dir=lake.parent / 'spool', start_shipper=False);"
+        "before = 'pandas' in sys.modules; logger.start(); after_start = 'pandas' in sys.modules;"
+        "logger.close(timeout=0.1); print(before, after_start)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    pandas_installed = subprocess.run([sys.executable, "-c", "import pandas, numpy"], check=False).returncode == 0
+    assert result.stdout.split() == ["False", str(pandas_installed)]

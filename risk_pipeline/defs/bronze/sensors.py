@@ -35,11 +35,11 @@ from risk_pipeline.defs.constants import (
     GOLD_GROUP,
     RISK_EVENT_DATES_KEY,
     SILVER_GROUP,
-    SILVER_RISK_EVENTS,
     asset_key,
 )
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import DAY_COLUMN
 
 log = logging.getLogger(__name__)
@@ -66,7 +66,7 @@ MAINTENANCE_OPERATIONS: Final[frozenset[str]] = frozenset(
 """Delta operations that never change which rows a day holds (``CREATE TABLE`` of an empty table
 included; a create that also wrote rows is logged as a ``WRITE``)."""
 
-SILVER_KEY: Final = asset_key(SILVER_RISK_EVENTS)
+SILVER_KEY: Final = asset_key(SILVER)
 SILVER_TARGET: Final = dg.AssetSelection.groups(SILVER_GROUP, GOLD_GROUP)
 """Silver and gold of a touched day, in one run: gold reads that day of silver, so a late event reaches
 the gold tables with the same run instead of waiting for the nightly schedule. Gold carries state

@@ -32,7 +32,7 @@ from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
 from risk_pipeline.defs.silver.upcast import KNOWN_SCHEMA_VERSIONS
-from risk_pipeline.lake import DAY_COLUMN, TableRef
+from risk_pipeline.lake import DAY_COLUMN, TableRef, polars_types
 from risk_runtime.events import (
     BRONZE_SCHEMA,
     EVENT_COMPONENT,
@@ -79,8 +79,8 @@ PARTITION_COLUMNS: Final = (DAY_COLUMN,)
 
 
 def polars_schema(schema: pa.Schema) -> pl.Schema:
-    """The polars dtypes an Arrow schema reads as (what ``pl.read_delta`` / ``Lake.read_days`` return)."""
-    return pl.from_arrow(schema.empty_table()).schema  # type: ignore[union-attr]
+    """The polars dtypes an Arrow schema reads as (what ``Lake.read_days`` returns)."""
+    return pl.Schema(polars_types(schema))
 
 
 # ------------------------------------------------------------------------------------------- rule sets

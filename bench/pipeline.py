@@ -537,14 +537,14 @@ def print_targets(results: list[dict[str, Any]]) -> None:
             lbl,
             f"incremental day / same day on 1-day lake <= {INCREMENTAL_RATIO_TARGET}x (median, incl. checks)",
             ratio(r["inc_60"], r["inc_1"]),
-            verdict(inc_ratio, INCREMENTAL_RATIO_TARGET, False),
+            v(inc_ratio, INCREMENTAL_RATIO_TARGET, False),
         )
         first_ratio = r["inc_60_first"] / r["inc_1_first"] if r["inc_1_first"] else float("nan")
         table.add(
             lbl,
             f"  same, first run only <= {INCREMENTAL_RATIO_TARGET}x",
             ratio(r["inc_60_first"], r["inc_1_first"]),
-            verdict(first_ratio, INCREMENTAL_RATIO_TARGET, False),
+            v(first_ratio, INCREMENTAL_RATIO_TARGET, False),
         )
         table.add(
             lbl,

@@ -18,7 +18,7 @@ from risk_pipeline.defs.gold import carry
 from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
-from risk_pipeline.defs.gold.carry import GoldResult, read_state_before, write_state
+from risk_pipeline.defs.gold.carry import DayBatch, GoldResult, read_state_before, state_partition
 from risk_pipeline.defs.gold.checks import outcomes_checks
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake, TableRef
@@ -231,8 +231,10 @@ def test_an_empty_state_is_not_mistaken_for_a_missing_one(tmp_path: Path) -> Non
     lake = Lake(str(tmp_path / "lake"))
     ref = TableRef("gold", "_test_state")
     rows = pl.DataFrame({"source": ["a"], "last_state": ["OPEN"], "last_transition_at": [at(D1, 1)]})
-    write_state(lake, ref, rows, D1, cb.STATE_SCHEMA)
-    write_state(lake, ref, rows.clear(), D2, cb.STATE_SCHEMA)
+    states = DayBatch(lake, ref, cb.STATE_SCHEMA, run_id=None)
+    states.add(D1, state_partition(rows, D1))
+    states.add(D2, state_partition(rows.clear(), D2))  # still a partition: the marker row
+    states.flush()
     state, as_of = read_state_before(lake, ref, D3, cb.STATE_SCHEMA)
     assert as_of == D2 and state.is_empty()
     state, as_of = read_state_before(lake, ref, D2, cb.STATE_SCHEMA)

@@ -23,11 +23,11 @@ other column null) that readers drop.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 import pyarrow as pa
@@ -78,8 +78,8 @@ def silver_days(
 ) -> Iterator[tuple[date, pl.DataFrame]]:
     """``(day, read_silver_day(...))`` for each day of ``[start, end)``, the next day read while this one is used.
 
-    A read runs in Delta's engine and polars, outside the GIL, so reading day D+1 on a second thread
-    overlaps it with folding and writing day D. The reader has its own :class:`Lake` (its own open
+    A read runs in polars, outside the GIL, so reading day D+1 on a second thread overlaps it with
+    folding and writing day D. The reader has its own :class:`Lake` (its own open
     table); at most two days are in memory.
     """
     reader = Lake(lake.location, lake.storage_options)
@@ -118,19 +118,6 @@ def state_partition(rows: pl.DataFrame, day: date) -> pl.DataFrame:
     return pl.concat([body, marker], how="diagonal_relaxed")
 
 
-def write_state(
-    lake: Lake,
-    ref: TableRef,
-    rows: pl.DataFrame,
-    day: date,
-    schema: pa.Schema,
-    metadata: Mapping[str, Any] | None = None,
-) -> int:
-    """Replace state(``day``) with ``rows`` plus the marker row; returns the state rows (no marker)."""
-    lake.replace_days(ref, state_partition(rows, day), day, day + ONE_DAY, schema=schema, metadata=metadata)
-    return rows.height
-
-
 BATCH_ROWS: Final = 500_000
 """Rows a :class:`DayBatch` holds before it writes: a few MB of gold, weeks of days in one commit."""
 
@@ -147,12 +134,11 @@ class DayBatch:
 
     def __init__(self, lake: Lake, ref: TableRef, schema: pa.Schema, *, run_id: str | None) -> None:
         self.lake, self.ref, self.schema, self.run_id = lake, ref, schema, run_id
-        self._days: list[date] = []
-        self._frames: dict[date, pl.DataFrame] = {}
+        self._frames: dict[date, pl.DataFrame] = {}  # in day order
 
     @property
     def first_day(self) -> date | None:
-        return self._days[0] if self._days else None
+        return next(iter(self._frames), None)
 
     @property
     def full(self) -> bool:
@@ -160,9 +146,9 @@ class DayBatch:
 
     def add(self, day: date, rows: pl.DataFrame) -> int:
         """Hold ``rows`` as day ``day`` (the day after the last one added); returns their count."""
-        if self._days and day != self._days[-1] + ONE_DAY:
-            raise ValueError(f"{self.ref}: day {day} does not follow {self._days[-1]}")
-        self._days.append(day)
+        last = next(reversed(self._frames), None)
+        if last is not None and day != last + ONE_DAY:
+            raise ValueError(f"{self.ref}: day {day} does not follow {last}")
         self._frames[day] = compact(rows)
         return rows.height
 
@@ -172,13 +158,12 @@ class DayBatch:
 
     def flush(self) -> None:
         """Replace the held days in the table, in one commit."""
-        if not self._days:
+        if not self._frames:
             return
-        first, end = self._days[0], self._days[-1] + ONE_DAY
+        first, end = next(iter(self._frames)), next(reversed(self._frames)) + ONE_DAY
         rows = pl.concat(list(self._frames.values()), how="vertical_relaxed")
         meta = commit_metadata(first, self.run_id) | {"end": end.isoformat()}
         self.lake.replace_days(self.ref, rows, first, end, schema=self.schema, metadata=meta)
-        self._days.clear()
         self._frames.clear()
 
 

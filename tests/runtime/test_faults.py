@@ -25,6 +25,8 @@ from bench.faults import (
 )
 
 SLOW = pytest.mark.slow
+REPORT_SIZE = [SLOW, pytest.mark.timeout(1800)]
+"""The benchmark's full sizes: 2,000 commits and 800,000 events take longer than the suite's 300 s limit."""
 
 
 def assert_exactly_once(result: ScenarioResult) -> None:
@@ -36,7 +38,7 @@ def assert_exactly_once(result: ScenarioResult) -> None:
     assert result.notes["quarantined"] == 0, result
 
 
-@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=SLOW)], ids=["ci", "report"])
+@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=REPORT_SIZE)], ids=["ci", "report"])
 def test_lake_outage_backlog_drains_exactly_once(tmp_path: Path, sizes: Sizes) -> None:
     result = outage(tmp_path, sizes.outage_seconds)
     assert_exactly_once(result)
@@ -49,7 +51,7 @@ def test_lake_outage_backlog_drains_exactly_once(tmp_path: Path, sizes: Sizes) -
 
 
 @pytest.mark.parametrize("shared_spool", [False, True], ids=["spool-per-writer", "shared-spool"])
-@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=SLOW)], ids=["ci", "report"])
+@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=REPORT_SIZE)], ids=["ci", "report"])
 def test_many_writers_into_one_table(tmp_path: Path, sizes: Sizes, shared_spool: bool) -> None:
     result = many_writers(tmp_path, sizes.writers, sizes.writer_events, shared_spool=shared_spool)
     assert_exactly_once(result)
@@ -59,7 +61,7 @@ def test_many_writers_into_one_table(tmp_path: Path, sizes: Sizes, shared_spool:
     assert result.notes["tracebacks"] == 0  # retried "commit failed" lines are fine; an escaped error is not
 
 
-@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=SLOW)], ids=["ci", "report"])
+@pytest.mark.parametrize("sizes", [QUICK, pytest.param(FULL, marks=REPORT_SIZE)], ids=["ci", "report"])
 def test_maintenance_beside_two_writers(tmp_path: Path, sizes: Sizes) -> None:
     result = maintenance_with_writers(tmp_path / "concurrent", seconds=sizes.maintenance_seconds)
     assert_exactly_once(result)

@@ -130,7 +130,7 @@ def build_silver_days(
 
     pending: list[_BuiltDay] = []
     runs: list[pl.DataFrame] = []
-    facts: dict[date, _BuiltDay] = {}
+    built_counts: dict[date, tuple[int, int]] = {}  # bronze rows, duplicates removed (not the day's rows)
 
     def flush() -> None:
         if pending:
@@ -147,7 +147,7 @@ def build_silver_days(
                 next_day = next(upcoming, None)
                 if next_day is not None:
                     queue.append(pool.submit(build_day, next_day))
-                facts[done.day] = done
+                built_counts[done.day] = (done.bronze_rows, done.duplicates_removed)
                 pending.append(done)
                 runs.append(done.runs)
                 built.duplicated += done.duplicated
@@ -169,11 +169,12 @@ def build_silver_days(
         silver_rows = lake.rows_per_day(SILVER, start, end)
         quarantine_rows = lake.rows_per_day(QUARANTINE, start, end)
         for day in days:
+            bronze_rows, duplicates_removed = built_counts[day]
             built.per_day[day.isoformat()] = {
-                "bronze_rows": facts[day].bronze_rows,
+                "bronze_rows": bronze_rows,
                 "silver_rows": silver_rows[day],
                 "quarantine_rows": quarantine_rows[day],
-                "duplicates_removed": facts[day].duplicates_removed,
+                "duplicates_removed": duplicates_removed,
             }
         edges = [read_sequence_runs(lake, start - _DAY), read_sequence_runs(lake, end)]
         built.gaps = sequence_gaps(pl.concat([*runs, *edges]), start, end)

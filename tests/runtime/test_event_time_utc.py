@@ -123,3 +123,16 @@ def test_ingested_at_is_stored_as_its_utc_instant_and_must_be_aware() -> None:
     assert bronze.column("ingested_at").to_pylist() == [INSTANT]
     with pytest.raises(ValueError, match="ingested_at"):
         finish_bronze(pa.Table.from_batches([frame]), writer_id="w", ingested_at=datetime(2026, 3, 2, 20, 30))
+
+
+def test_bronze_filters_compare_instants_and_refuse_naive_datetimes(tmp_path: Path) -> None:
+    from risk_runtime.table import RiskEventsTable
+
+    table = RiskEventsTable(tmp_path / "lake")
+    event = RiskEvent(event_type=RiskEventType.CB_FAILURE, timestamp=LOCAL, failure_count=1)
+    table.append(events_to_bronze([event], writer_id="w"), app_id="w", version=1)
+    tokyo = LOCAL.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert table.read(filters=[("timestamp", "=", tokyo)], columns=["event_id"]).num_rows == 1
+    assert table.read(filters=[("timestamp", ">", LOCAL)], columns=["event_id"]).num_rows == 0
+    with pytest.raises(ValueError, match="naive"):  # which zone? astimezone would guess the machine's
+        table.read(filters=[("timestamp", "<", datetime(2026, 3, 3, 1, 30))])

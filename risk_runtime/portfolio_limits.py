@@ -354,7 +354,9 @@ class PortfolioLimitsChecker:
             abs(binding[2]),
             binding[3],
             allowed=True,
-            metadata=json.dumps({"reduces_breach": reductions}) if reductions and self.event_logger is not None else None,
+            metadata=json.dumps({"reduces_breach": reductions})
+            if reductions and self.event_logger is not None
+            else None,
             option=option,
         )
         return True, None

@@ -90,7 +90,7 @@ def resolve_lake_root(lake_root: str | os.PathLike[str] | None = None) -> str:
             raise ValueError(f"{origin} {root!r} has an unsupported scheme {scheme!r}{why}; use one of: {supported}")
         if not authority:
             raise ValueError(f"{origin} {root!r} has no bucket or container (expected {scheme}://<bucket>/<path>)")
-        return root.rstrip("/")
+        return f"{scheme}://{rest}".rstrip("/")
     return _local_root(origin, root)
 
 

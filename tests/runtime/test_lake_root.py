@@ -6,6 +6,8 @@ or a path that is a regular file left a shipper retrying forever in the backgrou
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,3 +132,16 @@ def test_file_uri_is_the_local_lake_it_names(tmp_path: Path) -> None:
     event = RiskEvent(event_type=RiskEventType.CB_FAILURE, timestamp=datetime(2026, 3, 2, tzinfo=UTC), failure_count=1)
     assert RiskEventsTable(f"file://{lake}").append(events_to_bronze([event], writer_id="w"), app_id="w", version=1)
     assert RiskEventsTable(lake).read(columns=["event_id"]).column("event_id").to_pylist() == [event.event_id]
+
+
+def test_the_shipper_refuses_a_bad_lake_and_exits_non_zero(bad_root: tuple[str, str], tmp_path: Path) -> None:
+    """The recovery command, a real process: it stops at once and says why, instead of retrying forever."""
+    root, problem = bad_root
+    result = subprocess.run(
+        [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(tmp_path / "spool"), "--lake", root, "--once"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "ValueError: lake_root" in result.stderr and problem in result.stderr

@@ -258,6 +258,8 @@ def test_reducing_one_breach_does_not_excuse_breaching_another_limit() -> None:
         calc.add_position(f"p{i}", symbol, 0.5, quantity=40)  # portfolio 60, each symbol 20
     allowed, reason = checker.check_entry("DIA", -0.5, quantity=42)  # portfolio 60 -> 39, DIA -21
     assert not allowed and reason is not None and reason.startswith("symbol_delta")
+    (rej,) = sink.events
+    assert (rej.event_type, rej.limit_type, rej.current_value) == (RiskEventType.PL_REJECTION, "symbol_delta", 21.0)
 
 
 # --------------------------------------------------------------------------- per-underlying delta

@@ -45,6 +45,7 @@ from typing import Any, ClassVar, Final
 
 from risk_runtime.clock import Clock
 from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.inputs import require_collaborators
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -225,6 +226,9 @@ class TradingCircuitBreaker:
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a circuit breaker needs a non-empty name, got {name!r}")
+        if config is not None and not isinstance(config, CircuitBreakerConfig):
+            raise ValueError(f"config must be a CircuitBreakerConfig or None, got {config!r}")
+        require_collaborators(event_logger, clock)
         self.config = config if config is not None else CircuitBreakerConfig()
         self.event_logger = event_logger
         self.name = name
@@ -278,6 +282,8 @@ class TradingCircuitBreaker:
 
     def reset(self, *, reason: str | None = None) -> None:
         """Manual reset to CLOSED by an operator: logs ``CB_MANUAL_RESET``, then the state change."""
+        if reason is not None and not isinstance(reason, str):
+            raise ValueError(f"reason must be a string or None, got {reason!r}")
         with self._lock:
             now = self.clock()
             old = self._state.kind
@@ -349,6 +355,8 @@ class TradingCircuitBreaker:
 
     def restore(self, snapshot: BreakerSnapshot) -> None:
         """Adopt ``snapshot`` (from :meth:`load_state` or elsewhere) without logging anything."""
+        if not isinstance(snapshot, BreakerSnapshot):
+            raise ValueError(f"snapshot must be a BreakerSnapshot, got {snapshot!r}")
         state = CircuitBreakerState(snapshot.state)
         if state is CircuitBreakerState.OPEN and snapshot.opened_at is None:
             raise ValueError("an OPEN snapshot needs opened_at (the reset timeout counts from it)")

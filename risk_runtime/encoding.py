@@ -11,6 +11,12 @@ where pyarrow would coerce without a word: ``True`` into a float, ``1.5`` into a
 datetime into UTC, a ``datetime`` into a ``date`` column (its time of day dropped) -- is checked
 value by value; a bad value is nulled and described in the row's
 ``ingest_errors``, so the event still lands in bronze and silver quarantines it with the reason.
+
+Time is UTC, and this module does the conversion itself (:func:`_utc_timestamps`): an aware
+datetime in any zone is handed to pyarrow as ``astimezone(UTC)``, so bronze stores its instant
+whatever process-wide pyarrow settings are in force. Importing pandera sets
+``PYARROW_IGNORE_TIMEZONE=1`` for the whole process, and pyarrow then keeps the wall-clock time and
+drops the offset (20:30 New York stored as 20:30 UTC, on the wrong ``event_date``).
 """
 
 from __future__ import annotations
@@ -86,8 +92,6 @@ class _Errors:
 def _value_ok(value: object, arrow_type: pa.DataType) -> bool:
     if value is None:
         return True
-    if pa.types.is_timestamp(arrow_type):
-        return isinstance(value, datetime) and value.utcoffset() is not None
     lenient = _LENIENT_TYPES.get(arrow_type)
     if lenient is not None and type(value) not in lenient[0]:
         return False
@@ -110,19 +114,48 @@ def _fast_path_ok(values: list[Any], arrow_type: pa.DataType) -> bool:
     lenient = _LENIENT_TYPES.get(arrow_type)
     if lenient is not None:
         return lenient[0].issuperset(map(type, values))
-    if pa.types.is_timestamp(arrow_type):
-        present = [v for v in values if v is not None] if None in values else values
-        try:  # tz-aware datetimes only: pyarrow would read a naive one as UTC without a word
-            return isinstance(present[0] if present else None, datetime | None) and None not in map(
-                _get_tzinfo, present
-            )
-        except AttributeError:
-            return False
     return True
+
+
+def _utc_timestamps(values: list[Any]) -> list[Any] | None:
+    """``values`` as UTC datetimes for pyarrow, or None when one of them needs the checked path.
+
+    Only aware datetimes qualify: pyarrow would read a naive one as UTC without a word. The common
+    batch -- every value already in :data:`datetime.UTC`, as :func:`~risk_runtime.events.utc_now`
+    makes them -- costs one C-level pass over the tzinfos and is returned as it is; any other zone is
+    converted with ``astimezone(UTC)``, never left for pyarrow to interpret.
+    """
+    present = [v for v in values if v is not None] if None in values else values
+    if not present:
+        return values
+    try:
+        zones = set(map(_get_tzinfo, present))
+    except (AttributeError, TypeError):  # not datetimes, or an unhashable tzinfo
+        return None
+    if None in zones or not isinstance(present[0], datetime):
+        return None
+    if len(zones) == 1 and UTC in zones:
+        return values
+    try:
+        return [None if v is None else v.astimezone(UTC) for v in values]
+    except Exception:  # a value that is not a datetime, or a tzinfo that cannot say its offset
+        return None
+
+
+def _to_utc(value: object) -> datetime | None:
+    """One value as an aware UTC datetime, or None if it is not one (the checked path)."""
+    if not isinstance(value, datetime):
+        return None
+    try:
+        return value.astimezone(UTC) if value.utcoffset() is not None else None
+    except Exception:  # a broken tzinfo must not break ingestion
+        return None
 
 
 def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, errors: _Errors) -> pa.Array:
     """One column as Arrow; bad values become nulls with a reason recorded for their row."""
+    if pa.types.is_timestamp(arrow_type):
+        return _convert_timestamps(name, values, arrow_type, errors)
     if _fast_path_ok(values, arrow_type):
         try:
             return pa.array(values, type=arrow_type)
@@ -134,6 +167,24 @@ def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, error
         if not _value_ok(value, arrow_type):
             errors.add(i, f"{name}: expected {expected}, got {type(value).__name__} {_short_repr(value)}")
             cleaned[i] = None
+    return pa.array(cleaned, type=arrow_type)
+
+
+def _convert_timestamps(name: str, values: list[Any], arrow_type: pa.DataType, errors: _Errors) -> pa.Array:
+    """A timestamp column of UTC instants; a naive or non-datetime value is nulled with its reason."""
+    utc = _utc_timestamps(values)
+    if utc is not None:
+        try:
+            return pa.array(utc, type=arrow_type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError, ValueError):
+            pass  # fall through to the value-by-value path
+    cleaned: list[datetime | None] = []
+    expected = _expected(arrow_type)
+    for i, value in enumerate(values):
+        converted = _to_utc(value)
+        if converted is None and value is not None:
+            errors.add(i, f"{name}: expected {expected}, got {type(value).__name__} {_short_repr(value)}")
+        cleaned.append(converted)
     return pa.array(cleaned, type=arrow_type)
 
 
@@ -235,7 +286,7 @@ def finish_bronze(frames: pa.Table, *, writer_id: str, ingested_at: datetime | N
     ingest error, so silver quarantines it there).
     """
     n = len(frames)
-    ingested = ingested_at or datetime.now(UTC)
+    ingested = _ingestion_instant(ingested_at)
     timestamps = frames.column("timestamp")
     days = pc.cast(timestamps, pa.date32())
     if timestamps.null_count:
@@ -263,6 +314,15 @@ def finish_bronze(frames: pa.Table, *, writer_id: str, ingested_at: datetime | N
     return pa.Table.from_arrays(
         [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in BRONZE_SCHEMA], schema=BRONZE_SCHEMA
     )
+
+
+def _ingestion_instant(ingested_at: datetime | None) -> datetime:
+    """``ingested_at`` (default: now) as UTC: its day files timestamp-less rows, so it must be the UTC day."""
+    if ingested_at is None:
+        return datetime.now(UTC)
+    if not isinstance(ingested_at, datetime) or ingested_at.utcoffset() is None:
+        raise ValueError(f"ingested_at must be a time-zone-aware datetime, got {ingested_at!r}")
+    return ingested_at.astimezone(UTC)
 
 
 def events_to_bronze(

@@ -6,17 +6,37 @@ noticed afterwards. Three limits, checked in this order -- the first one breache
 reported, and produces the single ``PL_REJECTION`` event:
 
 1. ``portfolio_delta``: ``|portfolio delta + delta * quantity|`` must not exceed ``max_portfolio_delta``;
-2. ``symbol_delta``: ``|symbol delta + delta * quantity|`` must not exceed ``max_symbol_delta``;
+2. ``symbol_delta``: ``|underlying's delta + delta * quantity|`` must not exceed ``max_symbol_delta``;
 3. ``open_positions``: ``open positions + 1`` must not exceed ``max_open_positions``.
 
-A value equal to its limit is allowed. An allowed entry logs one ``PL_CHECK`` describing the
-most-utilised limit (the one closest to binding; the first in the order above on a tie).
-In both events ``current_value`` is the projected quantity the limit bounds (an absolute delta,
-or a count) and ``limit_value`` the limit, so ``current_value / limit_value`` is the utilisation.
+``symbol_delta`` is a limit *per underlying*: every position on one underlying counts -- the stock
+and each option contract on it -- because that is the exposure the limit bounds. A position's
+underlying is its ``underlying`` when given (an option contract), else its ``symbol`` (a stock is
+its own underlying), both in :meth:`InMemoryRiskCalculator.add_position` and in
+:meth:`PortfolioLimitsChecker.check_entry`.
+
+A value equal to its limit is allowed. So is a trade that **reduces an existing breach** of a delta
+limit: a book already over a limit (the market moved, the limit was lowered) must be able to hedge
+back towards it, and refusing the hedge would keep it over. Reducing means the magnitude shrinks
+and the sign is kept (60 -> 55 against 50); a trade that increases or keeps the breach, or flips
+the book through zero to the far side of the limit (60 -> -55), is refused. Each limit is judged on
+its own: reducing a portfolio breach does not excuse breaching a symbol limit.
+
+An allowed entry logs one ``PL_CHECK`` describing the most-utilised limit (the one closest to
+binding; the first in the order above on a tie); when it was allowed because it reduces a breach,
+the check's ``metadata`` says so: ``{"reduces_breach": [{"limit_type", "before", "after", "limit"}]}``
+(plus ``"underlying"`` for ``symbol_delta``), magnitudes before and after the trade. In both events
+``current_value`` is the projected quantity the limit bounds (an absolute delta, or a count) and
+``limit_value`` the limit, so ``current_value / limit_value`` is the utilisation (above 1 for a
+breach being reduced).
 
 :meth:`PortfolioLimitsChecker.check_portfolio_health` looks at the *current* portfolio and logs a
 ``PL_WARNING`` for each limit whose utilisation reaches ``warning_utilization`` (80% by default):
-the portfolio delta, each symbol's delta, and the open-position count.
+the portfolio delta, each underlying's delta (its ``symbol`` and ``underlying`` both name the
+underlying), and the open-position count.
+
+Every wrong-typed or nonsensical argument is a ``ValueError`` naming the parameter, raised before
+anything is logged.
 
 Deltas are in whatever unit the desk uses for its limits (here: option delta per contract);
 the checker multiplies by ``quantity`` and never by a contract multiplier.
@@ -39,7 +59,8 @@ from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, plain_right, utc_now
+from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
+from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -62,7 +83,11 @@ class LimitType(StrEnum):
 
 @runtime_checkable
 class RiskCalculator(Protocol):
-    """What the checker needs to know about the book it guards (signed deltas, a count)."""
+    """What the checker needs to know about the book it guards (signed deltas, a count).
+
+    ``symbol_delta(underlying)`` is the delta of every position on that underlying (a stock's
+    symbol is its underlying); ``symbol_deltas()`` maps each underlying held to its delta.
+    """
 
     def portfolio_delta(self) -> float: ...
 
@@ -74,7 +99,7 @@ class RiskCalculator(Protocol):
 
 
 def _require_finite(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_number(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return float(value)
 
@@ -86,63 +111,77 @@ def _require_count(name: str, value: object) -> int:
 
 
 class InMemoryRiskCalculator:
-    """Open positions held in memory: deltas summed per symbol as positions come and go.
+    """Open positions held in memory: deltas summed per underlying as positions come and go.
 
-    A position's delta is ``delta * quantity`` (signed: negative for puts or shorts).
+    A position's delta is ``delta * quantity`` (signed: negative for puts or shorts). Its
+    underlying is ``underlying`` when given (an option contract: ``symbol`` names the contract),
+    else ``symbol`` (a stock).
     """
 
     def __init__(self) -> None:
         self._positions: dict[str, tuple[str, float]] = {}
-        self._by_symbol: dict[str, float] = {}
-        self._count_by_symbol: dict[str, int] = {}
+        self._by_underlying: dict[str, float] = {}
+        self._count_by_underlying: dict[str, int] = {}
 
-    def add_position(self, position_id: str, symbol: str, delta: float, quantity: int = 1) -> None:
+    def add_position(
+        self, position_id: str, symbol: str, delta: float, quantity: int = 1, *, underlying: str | None = None
+    ) -> None:
+        _require_position_id(position_id)
+        require_text("symbol", symbol, optional=False)
+        key = require_text("underlying", underlying) or symbol
         if position_id in self._positions:
             raise ValueError(f"position {position_id!r} is already open")
         position_delta = _require_finite("delta", delta) * _require_count("quantity", quantity)
-        self._positions[position_id] = (symbol, position_delta)
-        self._by_symbol[symbol] = self._by_symbol.get(symbol, 0.0) + position_delta
-        self._count_by_symbol[symbol] = self._count_by_symbol.get(symbol, 0) + 1
+        self._positions[position_id] = (key, position_delta)
+        self._by_underlying[key] = self._by_underlying.get(key, 0.0) + position_delta
+        self._count_by_underlying[key] = self._count_by_underlying.get(key, 0) + 1
 
     def update_delta(self, position_id: str, delta: float, quantity: int = 1) -> None:
         """Re-mark a position's delta (it moves with the underlying)."""
-        symbol, old = self._position(position_id)
+        key, old = self._position(position_id)
         new = _require_finite("delta", delta) * _require_count("quantity", quantity)
-        self._positions[position_id] = (symbol, new)
-        self._by_symbol[symbol] += new - old
+        self._positions[position_id] = (key, new)
+        self._by_underlying[key] += new - old
 
     def remove_position(self, position_id: str) -> None:
-        symbol, position_delta = self._position(position_id)
+        key, position_delta = self._position(position_id)
         del self._positions[position_id]
-        remaining = self._count_by_symbol[symbol] - 1
+        remaining = self._count_by_underlying[key] - 1
         if remaining:
-            self._count_by_symbol[symbol] = remaining
-            self._by_symbol[symbol] -= position_delta
-        else:  # forget the symbol, and with it any floating-point residue
-            del self._count_by_symbol[symbol]
-            del self._by_symbol[symbol]
+            self._count_by_underlying[key] = remaining
+            self._by_underlying[key] -= position_delta
+        else:  # forget the underlying, and with it any floating-point residue
+            del self._count_by_underlying[key]
+            del self._by_underlying[key]
 
     def _position(self, position_id: str) -> tuple[str, float]:
         try:
-            return self._positions[position_id]
+            return self._positions[_require_position_id(position_id)]
         except KeyError:
             raise KeyError(f"no open position {position_id!r}") from None
 
     # RiskCalculator
     def portfolio_delta(self) -> float:
-        return math.fsum(self._by_symbol.values())
+        return math.fsum(self._by_underlying.values())
 
     def symbol_delta(self, symbol: str) -> float:
-        return self._by_symbol.get(symbol, 0.0)
+        """The delta of every position on this underlying (a stock's symbol, or an option's underlying)."""
+        return self._by_underlying.get(require_text("underlying", symbol, optional=False), 0.0)
 
     def symbol_deltas(self) -> Mapping[str, float]:
-        return dict(self._by_symbol)
+        return dict(self._by_underlying)
 
     def open_positions(self) -> int:
         return len(self._positions)
 
     def __contains__(self, position_id: object) -> bool:
         return position_id in self._positions
+
+
+def _require_position_id(position_id: object) -> str:
+    if not isinstance(position_id, str) or not position_id:
+        raise ValueError(f"position_id must be a non-empty string, got {position_id!r}")
+    return position_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,11 +248,19 @@ class PortfolioLimitsChecker:
         clock: Clock = utc_now,
         name: str = "default",
     ) -> None:
+        if not isinstance(risk_calculator, RiskCalculator):
+            raise ValueError(
+                "risk_calculator must provide portfolio_delta(), symbol_delta(underlying), symbol_deltas() and "
+                f"open_positions() (a RiskCalculator), got {risk_calculator!r}"
+            )
+        if limits is not None and not isinstance(limits, PortfolioLimits):
+            raise ValueError(f"limits must be a PortfolioLimits or None, got {limits!r}")
+        require_collaborators(event_logger, clock)
         self.risk_calculator = risk_calculator
         self.limits = limits if limits is not None else PortfolioLimits()
         self.event_logger = event_logger
         self.clock = clock
-        self.name = name
+        self.name = require_text("name", name, optional=False)
 
     def check_entry(
         self,
@@ -231,64 +278,85 @@ class PortfolioLimitsChecker:
     ) -> tuple[bool, str | None]:
         """``(True, None)`` if the entry fits every limit, else ``(False, reason)``; logs either way.
 
-        The option keywords describe the entry's contract and market; they go on the logged event.
+        ``symbol`` is what is traded (a stock, or an option contract); ``underlying``, when given,
+        is what its delta counts against for the per-underlying limit (else ``symbol`` is). The
+        option keywords describe the entry's contract and market; they go on the logged event. A
+        trade that reduces an existing breach of a delta limit is allowed (module docs).
         """
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol must be a non-empty string, got {symbol!r}")
-        if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
+        if not is_number(delta):
             raise ValueError(f"delta for {symbol} must be a finite number, got {delta!r}")
         _require_count("quantity", quantity)
-        option = (
-            _NO_OPTION
-            if underlying is option_right is strike is expiry is option_delta is underlying_price is None
-            else OptionContext(underlying, plain_right(option_right), strike, expiry, option_delta, underlying_price)
-        )
+        require_text("execution_id", execution_id)
+        if underlying is option_right is strike is expiry is option_delta is underlying_price is None:
+            option = _NO_OPTION
+        else:
+            contract = require_contract(underlying, option_right, strike, expiry)
+            require_market(option_delta, underlying_price)
+            option = OptionContext(*contract, option_delta, underlying_price)
+        key = underlying if underlying is not None else symbol
         calc = self.risk_calculator
         limits = self.limits
         added = delta * quantity
-        projected_portfolio = calc.portfolio_delta() + added
-        projected_symbol = calc.symbol_delta(symbol) + added
+        current_portfolio = calc.portfolio_delta()
+        current_symbol = calc.symbol_delta(key)
+        projected_portfolio = current_portfolio + added
+        projected_symbol = current_symbol + added
         projected_open = calc.open_positions() + 1
         measures = (
-            (LimitType.PORTFOLIO_DELTA, abs(projected_portfolio), limits.max_portfolio_delta),
-            (LimitType.SYMBOL_DELTA, abs(projected_symbol), limits.max_symbol_delta),
-            (LimitType.OPEN_POSITIONS, float(projected_open), float(limits.max_open_positions)),
+            (LimitType.PORTFOLIO_DELTA, current_portfolio, projected_portfolio, limits.max_portfolio_delta),
+            (LimitType.SYMBOL_DELTA, current_symbol, projected_symbol, limits.max_symbol_delta),
+            (LimitType.OPEN_POSITIONS, None, float(projected_open), float(limits.max_open_positions)),
         )
-        for limit_type, value, limit in measures:
-            if value > limit:
-                reason = _rejection_reason(limit_type, symbol, value, limit)
-                self._log(
-                    RiskEventType.PL_REJECTION,
-                    limit_type,
-                    symbol,
-                    execution_id,
-                    value,
-                    limit,
-                    allowed=False,
-                    reason=reason,
-                    metadata=json.dumps(
-                        {
-                            "delta": delta,
-                            "quantity": quantity,
-                            "projected_portfolio_delta": projected_portfolio,
-                            "projected_symbol_delta": projected_symbol,
-                            "projected_open_positions": projected_open,
-                        }
-                    )
-                    if self.event_logger is not None
-                    else None,
-                    option=option,
+        reductions: list[dict[str, object]] = []
+        for limit_type, before, after, limit in measures:
+            value = abs(after)
+            if value <= limit:
+                continue
+            if before is not None and _reduces_breach(before, after):
+                reduction: dict[str, object] = {"limit_type": limit_type.value}
+                if limit_type is LimitType.SYMBOL_DELTA:
+                    reduction["underlying"] = key
+                reduction.update(before=abs(before), after=value, limit=limit)
+                reductions.append(reduction)
+                continue
+            reason = _rejection_reason(limit_type, symbol, key, value, limit)
+            self._log(
+                RiskEventType.PL_REJECTION,
+                limit_type,
+                symbol,
+                execution_id,
+                value,
+                limit,
+                allowed=False,
+                reason=reason,
+                metadata=json.dumps(
+                    {
+                        "delta": delta,
+                        "quantity": quantity,
+                        "projected_portfolio_delta": projected_portfolio,
+                        "projected_symbol_delta": projected_symbol,
+                        "projected_open_positions": projected_open,
+                    }
                 )
-                return False, reason
-        binding = max(measures, key=lambda m: m[1] / m[2])  # max() keeps the first on ties
+                if self.event_logger is not None
+                else None,
+                option=option,
+            )
+            return False, reason
+        binding = max(measures, key=lambda m: abs(m[2]) / m[3])  # max() keeps the first on ties
         self._log(
             RiskEventType.PL_CHECK,
             binding[0],
             symbol,
             execution_id,
-            binding[1],
-            binding[2],
+            abs(binding[2]),
+            binding[3],
             allowed=True,
+            metadata=json.dumps({"reduces_breach": reductions})
+            if reductions and self.event_logger is not None
+            else None,
             option=option,
         )
         return True, None
@@ -329,8 +397,8 @@ class PortfolioLimitsChecker:
             LimitWarning(LimitType.PORTFOLIO_DELTA, None, abs(calc.portfolio_delta()), limits.max_portfolio_delta)
         ]
         candidates.extend(
-            LimitWarning(LimitType.SYMBOL_DELTA, symbol, abs(value), limits.max_symbol_delta)
-            for symbol, value in calc.symbol_deltas().items()
+            LimitWarning(LimitType.SYMBOL_DELTA, underlying, abs(value), limits.max_symbol_delta)
+            for underlying, value in calc.symbol_deltas().items()
         )
         candidates.append(
             LimitWarning(LimitType.OPEN_POSITIONS, None, float(calc.open_positions()), float(limits.max_open_positions))
@@ -346,6 +414,7 @@ class PortfolioLimitsChecker:
                 w.current_value,
                 w.limit_value,
                 metadata=metadata,
+                option=_NO_OPTION if w.symbol is None else OptionContext(underlying=w.symbol),
             )
         return warnings
 
@@ -390,10 +459,15 @@ class PortfolioLimitsChecker:
         )
 
 
-def _rejection_reason(limit_type: LimitType, symbol: str, value: float, limit: float) -> str:
+def _reduces_breach(before: float, after: float) -> bool:
+    """True when ``after`` is a smaller breach on the same side: 60 -> 55, not 60 -> 61 or 60 -> -55."""
+    return abs(after) < abs(before) and (after > 0) == (before > 0)
+
+
+def _rejection_reason(limit_type: LimitType, symbol: str, underlying: str, value: float, limit: float) -> str:
     """A sentence for the blotter and the post-mortem: which limit, for what, by how much."""
     if limit_type is LimitType.OPEN_POSITIONS:
         return f"open_positions: entering {symbol} would make {value:.0f} open positions, over the limit of {limit:.0f}"
     if limit_type is LimitType.SYMBOL_DELTA:
-        return f"symbol_delta: projected |delta| of {symbol} would be {value:.2f}, over the limit of {limit:.2f}"
+        return f"symbol_delta: projected |delta| of {underlying} would be {value:.2f}, over the limit of {limit:.2f}"
     return f"portfolio_delta: entering {symbol} would make |portfolio delta| {value:.2f}, over the limit of {limit:.2f}"

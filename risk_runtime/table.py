@@ -38,16 +38,74 @@ LAKE_ROOT_ENV: Final = "RISK_LAKE_ROOT"
 DEFAULT_LAKE_ROOT: Final = "data/lake"
 
 
+OBJECT_STORE_SCHEMES: Final = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "adl", "hdfs", "viewfs", "lakefs", "oss"}
+)
+"""URI schemes a lake root may use besides ``file://``: stores ``deltalake`` opens whose URI names a
+bucket, container or cluster in its authority (``s3://bucket/lake``, ``abfss://container@account...``).
+
+Anything else is refused when the root is resolved rather than by a shipper retrying in the background:
+schemes ``deltalake`` does not know (``ftp``, ``http``), and ``memory://``, which it knows but which lives
+inside one process -- the shipper that commits bronze is another process, so events would vanish.
+"""
+
+
 def resolve_lake_root(lake_root: str | os.PathLike[str] | None = None) -> str:
-    """The lake root: the argument, else ``$RISK_LAKE_ROOT``, else ``data/lake``.
+    """The lake root: the argument, else ``$RISK_LAKE_ROOT``, else ``data/lake`` -- validated.
 
     Local paths are made absolute (a process that changes directory keeps writing to the same
-    lake); URIs with a scheme (``s3://``, ``az://``, ``file://``) are returned unchanged.
+    lake), and so is a ``file://`` URI, which names the same local lake. Object-store URIs
+    (:data:`OBJECT_STORE_SCHEMES`) are returned unchanged but for a trailing ``/``. An empty
+    ``$RISK_LAKE_ROOT`` counts as unset.
+
+    Every entry point (the logger, :class:`RiskEventsTable`, the shipper, the pipeline's lake)
+    resolves its root here, so a bad one is refused at construction, with a ``ValueError`` that
+    names where it came from and what is wrong: an empty root, a URI without a bucket or container,
+    an unsupported scheme, or a local path that is (or lies under) a regular file.
     """
-    root = os.fspath(lake_root) if lake_root is not None else os.environ.get(LAKE_ROOT_ENV) or DEFAULT_LAKE_ROOT
+    if lake_root is not None:
+        origin = "lake_root"
+        if not isinstance(lake_root, str | os.PathLike):
+            raise ValueError(f"{origin} must be a path or a URI string, got {type(lake_root).__name__} {lake_root!r}")
+        root = os.fspath(lake_root)
+        if not isinstance(root, str):
+            raise ValueError(f"{origin} must be a text path, got {root!r}")
+    elif os.environ.get(LAKE_ROOT_ENV):
+        origin, root = f"lake_root from ${LAKE_ROOT_ENV}", os.environ[LAKE_ROOT_ENV]
+    else:
+        origin, root = "lake_root (default)", DEFAULT_LAKE_ROOT
+    if not root.strip():
+        raise ValueError(f"{origin} is empty; give a local path or an object-store URI such as s3://bucket/lake")
     if is_uri(root):
-        return root.rstrip("/")
-    return str(Path(root).expanduser().resolve())
+        scheme, _, rest = root.partition("://")
+        scheme = scheme.lower()
+        authority = rest.split("/", 1)[0]
+        if scheme == "file":
+            if authority not in ("", "localhost"):
+                raise ValueError(f"{origin} {root!r} names host {authority!r}; a file:// lake must be on this machine")
+            return _local_root(origin, rest[len(authority) :] or "/")
+        if scheme not in OBJECT_STORE_SCHEMES:
+            supported = ", ".join(sorted({"file", *OBJECT_STORE_SCHEMES}))
+            why = " (it lives inside one process; the shipper is another)" if scheme == "memory" else ""
+            raise ValueError(f"{origin} {root!r} has an unsupported scheme {scheme!r}{why}; use one of: {supported}")
+        if not authority:
+            raise ValueError(f"{origin} {root!r} has no bucket or container (expected {scheme}://<bucket>/<path>)")
+        return f"{scheme}://{rest}".rstrip("/")
+    return _local_root(origin, root)
+
+
+def _local_root(origin: str, root: str) -> str:
+    """An absolute local lake path, refused if it or a parent is something other than a directory."""
+    path = Path(root).expanduser().resolve()
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            if not candidate.is_dir():
+                what = "is a regular file" if candidate.is_file() else "is not a directory"
+                if candidate == path:
+                    raise ValueError(f"{origin} {root!r} {what}; a local lake root must be a directory")
+                raise ValueError(f"{origin} {root!r} lies under {str(candidate)!r}, which {what}")
+            break
+    return str(path)
 
 
 def is_uri(location: str) -> bool:
@@ -237,6 +295,8 @@ def _literal(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(f"a filter cannot compare with a naive datetime ({value!r}): give it a time zone")
         return f"arrow_cast('{value.astimezone(UTC).isoformat()}', 'Timestamp(Microsecond, Some(\"UTC\"))')"
     if isinstance(value, date):
         return f"'{value.isoformat()}'"

@@ -1,18 +1,35 @@
 """Trailing stops on long option-premium positions, with every stop decision recorded.
 
 A stop protects profit, not entry: it stays dormant until the premium has gained
-``activation_pct`` over entry, then sits ``trailing_pct`` below the highest premium seen and
-only ever moves up. The first premium at or below the stop triggers it.
+``activation_pct`` over entry; once active it never sits below entry, trails ``trailing_pct``
+below the highest premium seen, and only ever moves up. The first premium at or below the stop
+triggers it.
+
+The rule, once active::
+
+    stop = max(entry, highest * (1 - trailing_pct))
+
+A desk activates a stop to stop a winner turning into a loser: from activation on, the position
+is at least break-even. When the trail is wider than the gain that activated it
+(``trailing_pct > activation_pct``, e.g. activation 1%, trail 5%: an update to 103 on an entry of
+100 gives a trail of 97.85), the stop sits *at entry* -- ``TS_ACTIVATE`` with ``stop_premium =
+entry`` -- and starts trailing once ``highest * (1 - trailing_pct)`` passes entry. So a triggered
+stop's ``profit_locked = stop - entry`` is never negative (the exit premium can still gap below
+the stop: that is ``realized_pnl``). With the defaults (2% / 1.5%) the floor never binds: entry
+100, update to 103 activates at 103 * 0.985 = 101.455.
 
 Per update of one position (:meth:`TrailingStop.update`):
 
 1. the high-water mark rises to the premium if it is a new high;
 2. dormant and ``premium >= entry * (1 + activation_pct)`` -> activate with
-   ``stop = highest * (1 - trailing_pct)`` (``TS_ACTIVATE``);
+   ``stop = max(entry, highest * (1 - trailing_pct))`` (``TS_ACTIVATE``);
 3. active and ``premium <= stop`` -> trigger (``TS_TRIGGER``), the stop stops tracking;
 4. active and a new high lifts ``highest * (1 - trailing_pct)`` above the stop -> ratchet
    (``TS_UPDATE``). A tick that moves nothing logs nothing: the table records decisions,
    not prices.
+
+Every wrong-typed or nonsensical argument is a ``ValueError`` naming the parameter, raised before
+anything changes or is logged.
 
 Every ``TS_*`` event carries ``execution_id``, ``symbol``, the entry/current/highest premiums,
 the stop premium (null while dormant) and ``action`` (ADD/ACTIVATE/UPDATE/TRIGGER/REMOVE).
@@ -30,7 +47,6 @@ The manager is meant for one asyncio task (the position-monitoring loop); it tak
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -38,7 +54,8 @@ from enum import StrEnum
 from typing import Final
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, plain_right, utc_now
+from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
+from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -80,9 +97,15 @@ def _require_fraction(name: str, value: object) -> float:
 
 
 def _require_premium(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < math.inf:
+    if not (is_number(value) and value > 0.0):
         raise ValueError(f"{name} must be a positive, finite premium, got {value!r}")
     return float(value)
+
+
+def _require_execution_id(execution_id: object) -> str:
+    if not isinstance(execution_id, str) or not execution_id:
+        raise ValueError(f"execution_id must be a non-empty string, got {execution_id!r}")
+    return execution_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +113,9 @@ class TrailingStopConfig:
     """Default stop parameters, as fractions: 0.02 activates after a 2% gain over entry.
 
     With the defaults, entry 100.0 activates at 102.0; an update to 103.0 activates the stop
-    at 103.0 * 0.985 = 101.455.
+    at 103.0 * 0.985 = 101.455. With ``activation_pct=0.01, trailing_pct=0.05`` the same update
+    activates the stop at entry, 100.0 (the trail, 97.85, would be a loss), and it starts trailing
+    once the high passes 100 / 0.95 = 105.26.
     """
 
     activation_pct: float = DEFAULT_ACTIVATION_PCT
@@ -115,7 +140,7 @@ class TriggeredStop:
 
     @property
     def profit_locked(self) -> float:
-        """Stop minus entry: the profit the stop protected (per unit of premium)."""
+        """Stop minus entry: the profit the stop protected (per unit of premium); never negative."""
         return self.stop_premium - self.entry_premium
 
 
@@ -163,14 +188,12 @@ class TrailingStop:
         strike: float | None = None,
         expiry: date | None = None,
     ) -> None:
-        if not isinstance(execution_id, str) or not execution_id:
-            raise ValueError(f"execution_id must be a non-empty string, got {execution_id!r}")
-        self.execution_id = execution_id
-        self.symbol = symbol
-        self.underlying = underlying
-        self.option_right = plain_right(option_right)
-        self.strike = strike
-        self.expiry = expiry
+        self.execution_id = _require_execution_id(execution_id)
+        self.symbol = require_text("symbol", symbol)
+        self.underlying, self.option_right, self.strike, self.expiry = require_contract(
+            underlying, option_right, strike, expiry
+        )
+        require_collaborators(event_logger, clock)
         self.entry_premium = _require_premium("entry_premium", entry_premium)
         self.activation_pct = _require_fraction("activation_pct", activation_pct)
         self.trailing_pct = _require_fraction("trailing_pct", trailing_pct)
@@ -182,7 +205,7 @@ class TrailingStop:
         self.triggered_at: datetime | None = None
         self._sink = event_logger
         self._clock = clock
-        self._source = source
+        self._source = require_text("source", source, optional=False)
 
     @property
     def active(self) -> bool:
@@ -202,15 +225,17 @@ class TrailingStop:
         """
         if self.triggered_at is not None:
             raise RuntimeError(f"trailing stop {self.execution_id!r} already triggered; it takes no more updates")
-        if isinstance(premium, bool) or not 0.0 < premium < math.inf:  # NaN fails the comparison too
-            raise ValueError(f"premium for {self.execution_id!r} must be positive and finite, got {premium!r}")
+        if not (is_number(premium) and premium > 0.0):
+            raise ValueError(f"premium for {self.execution_id!r} must be a positive, finite number, got {premium!r}")
+        if underlying_price is not None or option_delta is not None:
+            require_market(option_delta, underlying_price)
         self.current_premium = premium
         stop = self.stop_premium
         if stop is None:
             if premium > self.highest_premium:
                 self.highest_premium = premium
             if premium >= self.activation_premium:
-                self.stop_premium = self.highest_premium * self._keep
+                self.stop_premium = max(self.entry_premium, self.highest_premium * self._keep)
                 self._log(TrailingStopAction.ACTIVATE, underlying_price=underlying_price, option_delta=option_delta)
                 return TrailingStopAction.ACTIVATE
             return None
@@ -306,10 +331,13 @@ class TrailingStopManager:
         clock: Clock = utc_now,
         name: str = "default",
     ) -> None:
+        if config is not None and not isinstance(config, TrailingStopConfig):
+            raise ValueError(f"config must be a TrailingStopConfig or None, got {config!r}")
+        require_collaborators(event_logger, clock)
         self.config = config if config is not None else TrailingStopConfig()
         self.event_logger = event_logger
         self.clock = clock
-        self.name = name
+        self.name = require_text("name", name, optional=False)
         self._stops: dict[str, TrailingStop] = {}
         self._add_metadata: dict[tuple[float, float], str] = {}  # JSON once per parameter pair, not per stop
 
@@ -335,8 +363,9 @@ class TrailingStopManager:
         and logged on every event of the stop; ``option_delta`` and ``underlying_price`` (the market
         at entry) go on the ``TS_ADD``.
         """
-        if execution_id in self._stops:
+        if _require_execution_id(execution_id) in self._stops:
             raise ValueError(f"a trailing stop for execution_id {execution_id!r} already exists")
+        require_market(option_delta, underlying_price)
         activation = self.config.activation_pct if activation_pct is None else activation_pct
         trailing = self.config.trailing_pct if trailing_pct is None else trailing_pct
         stop = TrailingStop(
@@ -369,7 +398,8 @@ class TrailingStopManager:
         self, execution_id: str, *, underlying_price: float | None = None, option_delta: float | None = None
     ) -> TrailingStop:
         """Stop tracking a position closed for another reason (``TS_REMOVE``); returns the stop."""
-        stop = self._stops.pop(execution_id, None)
+        require_market(option_delta, underlying_price)
+        stop = self._stops.pop(_require_execution_id(execution_id), None)
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
         stop._log(TrailingStopAction.REMOVE, underlying_price=underlying_price, option_delta=option_delta)
@@ -388,7 +418,7 @@ class TrailingStopManager:
 
         ``underlying_price`` and ``option_delta`` (optional) go on the event the update logs, if any.
         """
-        stop = self._stops.get(execution_id)
+        stop = self._stops.get(_require_execution_id(execution_id))
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
         if (
@@ -405,11 +435,13 @@ class TrailingStopManager:
         The whole batch is validated first (every id known, every premium positive and
         finite), so a bad entry changes no stop and logs nothing.
         """
+        if not isinstance(premiums, Mapping):
+            raise ValueError(f"premiums must be a mapping of execution_id to premium, got {premiums!r}")
         for execution_id, premium in premiums.items():
-            if execution_id not in self._stops:
+            if _require_execution_id(execution_id) not in self._stops:
                 raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
-            if isinstance(premium, bool) or not isinstance(premium, int | float) or not 0.0 < premium < math.inf:
-                raise ValueError(f"premium for {execution_id!r} must be positive and finite, got {premium!r}")
+            if not (is_number(premium) and premium > 0.0):
+                raise ValueError(f"premium for {execution_id!r} must be a positive, finite number, got {premium!r}")
         triggered: list[TriggeredStop] = []
         for execution_id, premium in premiums.items():
             fired = self.update(execution_id, premium)
@@ -423,16 +455,16 @@ class TrailingStopManager:
 
     # ------------------------------------------------------------------ inspection
     def get(self, execution_id: str) -> TrailingStop | None:
-        return self._stops.get(execution_id)
+        return self._stops.get(_require_execution_id(execution_id))
 
     def __getitem__(self, execution_id: str) -> TrailingStop:
         try:
-            return self._stops[execution_id]
+            return self._stops[_require_execution_id(execution_id)]
         except KeyError:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}") from None
 
     def __contains__(self, execution_id: object) -> bool:
-        return execution_id in self._stops
+        return isinstance(execution_id, str) and execution_id in self._stops
 
     def __len__(self) -> int:
         return len(self._stops)

@@ -199,3 +199,112 @@ def test_works_without_a_logger() -> None:
         False,
         "symbol_delta: projected |delta| of SPY would be 5.00, over the limit of 4.00",
     )
+
+
+# --------------------------------------------------------------------------- trades that reduce a breach
+WIDE = PortfolioLimits(max_portfolio_delta=50.0, max_symbol_delta=200.0, max_open_positions=10)
+
+
+def _breached_book(limits: PortfolioLimits = WIDE) -> tuple[PortfolioLimitsChecker, InMemoryRiskCalculator, MemorySink]:
+    checker, calc, sink = make(limits)
+    calc.add_position("p1", "SPY", 0.6, quantity=100)  # |portfolio delta| 60 over a limit of 50
+    return checker, calc, sink
+
+
+def test_a_hedge_that_reduces_a_portfolio_breach_is_allowed_and_says_so() -> None:
+    checker, _, sink = _breached_book()
+    assert checker.check_entry("QQQ", -0.5, quantity=10, execution_id="hedge") == (True, None)
+    (check,) = sink.events
+    assert check.event_type == RiskEventType.PL_CHECK and check.allowed is True and check.rejection_reason is None
+    assert (check.limit_type, check.current_value, check.limit_value) == ("portfolio_delta", 55.0, 50.0)
+    assert json.loads(check.metadata or "") == {
+        "reduces_breach": [{"limit_type": "portfolio_delta", "before": 60.0, "after": 55.0, "limit": 50.0}]
+    }
+
+
+@pytest.mark.parametrize(
+    ("delta", "what"),
+    [(0.1, "increases"), (0.0, "keeps"), (-12.0, "flips sign beyond the limit"), (-11.5, "flips to 55 short")],
+)
+def test_a_trade_that_does_not_reduce_the_breach_is_still_refused(delta: float, what: str) -> None:
+    checker, _, sink = _breached_book()
+    allowed, reason = checker.check_entry("QQQ", delta, quantity=10)
+    assert not allowed and reason is not None and reason.startswith("portfolio_delta"), what
+    (rej,) = sink.events
+    assert rej.event_type == RiskEventType.PL_REJECTION and rej.limit_type == "portfolio_delta"
+    assert "reduces_breach" not in json.loads(rej.metadata or "")
+
+
+def test_flipping_back_inside_the_limit_is_an_ordinary_allowed_check() -> None:
+    checker, _, sink = _breached_book()
+    assert checker.check_entry("QQQ", -10.0, quantity=10) == (True, None)  # 60 -> -40
+    assert sink.events[0].current_value == 40.0 and sink.events[0].metadata is None
+
+
+def test_a_trade_that_reduces_a_symbol_breach_is_allowed() -> None:
+    checker, calc, sink = make(PortfolioLimits(max_portfolio_delta=50.0, max_symbol_delta=20.0))
+    calc.add_position("p1", "SPY", 0.5, quantity=50)  # SPY 25 over 20
+    assert checker.check_entry("SPY", -0.5, quantity=4) == (True, None)  # 25 -> 23
+    (check,) = sink.events
+    assert (check.limit_type, check.current_value) == ("symbol_delta", 23.0)
+    assert json.loads(check.metadata or "")["reduces_breach"] == [
+        {"limit_type": "symbol_delta", "underlying": "SPY", "before": 25.0, "after": 23.0, "limit": 20.0}
+    ]
+
+
+def test_reducing_one_breach_does_not_excuse_breaching_another_limit() -> None:
+    checker, calc, sink = make(PortfolioLimits(max_portfolio_delta=50.0, max_symbol_delta=20.0))
+    for i, symbol in enumerate(["SPY", "QQQ", "IWM"]):
+        calc.add_position(f"p{i}", symbol, 0.5, quantity=40)  # portfolio 60, each symbol 20
+    allowed, reason = checker.check_entry("DIA", -0.5, quantity=42)  # portfolio 60 -> 39, DIA -21
+    assert not allowed and reason is not None and reason.startswith("symbol_delta")
+    (rej,) = sink.events
+    assert (rej.event_type, rej.limit_type, rej.current_value) == (RiskEventType.PL_REJECTION, "symbol_delta", 21.0)
+
+
+# --------------------------------------------------------------------------- per-underlying delta
+def test_option_contracts_on_one_underlying_are_aggregated() -> None:
+    calc = InMemoryRiskCalculator()
+    calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=4, underlying="SPY")
+    calc.add_position("p2", "SPY 260320P00500000", -0.25, quantity=2, underlying="SPY")
+    calc.add_position("p3", "SPY", 1.0)  # the stock: its symbol is its underlying
+    calc.add_position("p4", "QQQ 260320C00440000", 0.4, underlying="QQQ")
+    assert calc.symbol_delta("SPY") == pytest.approx(2.5) and calc.symbol_delta("QQQ") == pytest.approx(0.4)
+    assert dict(calc.symbol_deltas()) == pytest.approx({"SPY": 2.5, "QQQ": 0.4})
+    calc.update_delta("p1", 0.6, quantity=4)
+    calc.remove_position("p3")
+    assert calc.symbol_delta("SPY") == pytest.approx(1.9)
+    calc.remove_position("p1")
+    calc.remove_position("p2")
+    assert "SPY" not in calc.symbol_deltas()
+
+
+def test_the_per_underlying_limit_counts_every_contract_on_the_underlying() -> None:
+    checker, calc, sink = make()  # |symbol delta| <= 4
+    calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=4, underlying="SPY")  # SPY 2.0
+    calc.add_position("p2", "SPY 260417C00530000", 0.4, quantity=4, underlying="SPY")  # SPY 3.6
+    allowed, reason = checker.check_entry("SPY 260320C00540000", 0.3, quantity=2, underlying="SPY")
+    assert not allowed
+    assert reason == "symbol_delta: projected |delta| of SPY would be 4.20, over the limit of 4.00"
+    (rej,) = sink.events
+    assert (rej.limit_type, rej.current_value, rej.limit_value) == ("symbol_delta", pytest.approx(4.2), 4.0)
+    assert (rej.symbol, rej.underlying) == ("SPY 260320C00540000", "SPY")
+    assert json.loads(rej.metadata or "")["projected_symbol_delta"] == pytest.approx(4.2)
+
+
+def test_the_symbol_limit_keeps_working_for_stock_and_sees_options_on_it() -> None:
+    checker, calc, _ = make()
+    calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=6, underlying="SPY")  # SPY 3.0
+    assert checker.check_entry("SPY", 1.5)[0] is False  # the stock adds to the same underlying: 4.5
+    assert checker.check_entry("QQQ", 1.5)[0] is True
+    assert checker.check_entry("QQQ 260320C00440000", 0.5, quantity=2, underlying="QQQ")[0] is True
+
+
+def test_health_warns_per_underlying() -> None:
+    checker, calc, sink = make()
+    calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=4, underlying="SPY")
+    calc.add_position("p2", "SPY 260417C00530000", 0.6, quantity=2, underlying="SPY")  # SPY 3.2 / 4
+    warnings = checker.check_portfolio_health()
+    assert [(w.limit_type, w.symbol) for w in warnings] == [(LimitType.SYMBOL_DELTA, "SPY")]
+    (event,) = sink.events
+    assert (event.symbol, event.underlying, event.current_value) == ("SPY", "SPY", pytest.approx(3.2))

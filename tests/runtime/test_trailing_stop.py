@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -67,12 +68,12 @@ def test_activation_boundary_is_inclusive() -> None:
 
 
 def test_activation_uses_the_high_water_mark() -> None:
-    stop = TrailingStop("e1", 10.0, activation_pct=0.1, trailing_pct=0.1)
+    stop = TrailingStop("e1", 10.0, activation_pct=0.1, trailing_pct=0.05)
     stop.update(10.5)
     stop.update(10.2)
     assert stop.highest_premium == 10.5 and stop.current_premium == 10.2 and not stop.active
     assert stop.update(11.0) is TrailingStopAction.ACTIVATE
-    assert stop.stop_premium == pytest.approx(9.9)
+    assert stop.stop_premium == pytest.approx(10.45)
 
 
 def test_stop_ratchets_only_up_and_logs_update_only_when_it_moves() -> None:
@@ -140,7 +141,7 @@ def test_per_stop_overrides_replace_the_config() -> None:
     assert (default.activation_pct, default.trailing_pct) == (0.05, 0.02)
     assert (custom.activation_pct, custom.trailing_pct) == (0.01, 0.1)
     assert manager.update_many({"a": 101.0, "b": 101.0}) == []
-    assert not manager["a"].active and manager["b"].stop_premium == pytest.approx(90.9)
+    assert not manager["a"].active and manager["b"].stop_premium == 100.0  # the 10% trail (90.9) floors at entry
     assert json.loads(sink.events[1].metadata or "") == {"activation_pct": 0.01, "trailing_pct": 0.1}
 
 
@@ -199,3 +200,47 @@ def test_works_without_a_logger() -> None:
     manager.add_trailing_stop("a", 1.0)
     manager.update("a", 1.1)
     assert manager.update("a", 0.5) is not None
+
+
+# --------------------------------------------------------------------------- the stop protects profit
+def test_a_wide_trail_activates_at_entry_not_below_it() -> None:
+    """activation 1%, trail 5%: the trail alone would sit at 103 * 0.95 = 97.85, below entry."""
+    manager, sink, _ = make(TrailingStopConfig(activation_pct=0.01, trailing_pct=0.05))
+    manager.add_trailing_stop("abc123", entry_premium=100.0)
+    assert manager.update("abc123", 103.0) is None
+    assert [e.action for e in sink.events] == ["ADD", "ACTIVATE"]  # the guide's example, unchanged
+    assert manager["abc123"].stop_premium == 100.0 and sink.events[-1].stop_premium == 100.0
+    manager.update("abc123", 105.0)  # trail 99.75: still below entry, the stop stays at 100
+    assert manager["abc123"].stop_premium == 100.0 and len(sink.events) == 2
+    manager.update("abc123", 110.0)  # trail 104.5 > 100: the stop ratchets
+    assert manager["abc123"].stop_premium == pytest.approx(104.5)
+    assert [e.action for e in sink.events][-1] == "UPDATE"
+
+
+def test_a_stop_at_entry_triggers_at_entry_and_locks_no_loss() -> None:
+    manager, sink, _ = make(TrailingStopConfig(activation_pct=0.01, trailing_pct=0.05))
+    manager.add_trailing_stop("e1", 100.0)
+    manager.update("e1", 101.0)  # the issue's case: 101 * 0.95 = 95.95 before
+    fired = manager.update("e1", 99.0)  # gapped through the stop
+    assert fired is not None and fired.stop_premium == 100.0 and fired.exit_premium == 99.0
+    assert fired.profit_locked == 0.0
+    assert sink.events[-1].stop_premium == 100.0
+
+
+def test_every_logged_stop_sits_between_entry_and_the_high_and_never_falls() -> None:
+    rng = random.Random(20260302)
+    for _ in range(200):
+        activation, trailing = rng.uniform(0.001, 0.2), rng.uniform(0.001, 0.5)
+        sink = MemorySink()
+        manager = TrailingStopManager(TrailingStopConfig(activation, trailing), sink)
+        entry = rng.uniform(0.5, 50.0)
+        manager.add_trailing_stop("e", entry)
+        premium = entry
+        while "e" in manager:
+            premium = max(0.01, premium * math.exp(rng.gauss(0.002, 0.03)))
+            manager.update("e", premium)
+            if len(sink.events) > 500:
+                break
+        stops = [e.stop_premium for e in sink.events if e.stop_premium is not None]
+        assert all(entry <= s <= e.highest_premium for s, e in zip(stops, sink.events[1:], strict=True))
+        assert stops == sorted(stops)

@@ -10,10 +10,17 @@ The silver asset and the pipeline benchmark both run this, so what is measured i
 * **Quarantine in few commits.** A day refuses a handful of rows, so its quarantine waits in memory and
   the range's goes in one predicate overwrite (sooner, if it grows past :data:`QUARANTINE_FLUSH_ROWS`).
   A run that fails writes the quarantine of the days it finished before it raises.
+* **Each row built once, under its home day.** A day reads its bronze partition plus the rows filed under
+  it from elsewhere (events outside the time window, filed under the day they were ingested; see
+  :mod:`.window`), and leaves out its own rows filed elsewhere.
+* **event_id unique across days, in day order.** Days are validated side by side, but each one meets the
+  ids of every earlier day before it is written: a short in-order step per day against
+  :class:`~.event_index.EventIdLedger` (the index of the days outside the range, read once, plus the
+  range's days resolved so far), then silver and the day's ``silver/event_id_index`` rows are written.
 * **Checks from what was written.** The accounting identity uses the rows the Delta log says each day
   now holds, so a replace that left old rows behind breaks it. Duplicates are looked for in each day's
-  rows as they are written; sequence gaps from each day's runs of sequence numbers (plus the day either
-  side of the range, read back), never by re-reading the range.
+  rows as they are written, and against other days through the index; sequence gaps from each day's runs
+  of sequence numbers (plus the day either side of the range, read back), never by re-reading the range.
 
 An interrupted range is repaired by running it again: every write replaces whole days.
 """
@@ -46,8 +53,10 @@ from risk_pipeline.defs.silver.checks import (
     sequence_gaps,
     sequence_runs,
 )
+from risk_pipeline.defs.silver.event_index import EVENT_ID_INDEX, INDEX_SCHEMA, EventIdLedger
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
-from risk_pipeline.defs.silver.transform import build_silver
+from risk_pipeline.defs.silver.transform import build_silver, refuse_reused_ids
+from risk_pipeline.defs.silver.window import home_day, strays_predicate
 from risk_pipeline.lake import DAY_COLUMN, Lake, compact, days_between
 from risk_runtime.events import BRONZE_SCHEMA
 
@@ -77,6 +86,8 @@ class SilverDays:
     per_day: dict[str, dict[str, int]] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     duplicated: list[str] = field(default_factory=list)
+    later_copies: dict[str, list[str]] = field(default_factory=dict)
+    """Later days outside the range holding a second copy of an id first seen in the range: rebuild them."""
     gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GAPS_SCHEMA))
 
     @property
@@ -85,7 +96,7 @@ class SilverDays:
 
     def check_results(self) -> list[dg.AssetCheckResult]:
         return [
-            duplicate_check(self.duplicated),
+            duplicate_check(self.duplicated, self.later_copies),
             accounting_check(self.per_day),
             quarantine_rate_check(self.per_day),
             sequence_gap_check(self.gaps),
@@ -102,7 +113,32 @@ class _BuiltDay:
     reason_counts: dict[str, int]
     quarantine: pl.DataFrame
     duplicated: list[str]
+    later_copies: dict[str, list[str]]
     runs: pl.DataFrame
+
+
+class _InDayOrder:
+    """Runs each day's cross-day step after the previous day's, whichever thread builds which day.
+
+    Days are submitted in order to a FIFO pool, so the day waited for has always started: no deadlock.
+    A day whose predecessor failed is not written (its ids were never compared with that day's).
+    """
+
+    def __init__(self, days: list[date]) -> None:
+        self._done = {day: threading.Event() for day in days}
+        self._failed: set[date] = set()
+
+    def wait_for_previous(self, day: date) -> None:
+        previous = day - _DAY
+        if previous in self._done:
+            self._done[previous].wait()
+            if previous in self._failed:
+                raise RuntimeError(f"silver {previous} failed, so {day} is not written")
+
+    def finish(self, day: date, *, ok: bool) -> None:
+        if not ok:
+            self._failed.add(day)
+        self._done[day].set()
 
 
 def build_silver_days(
@@ -120,13 +156,17 @@ def build_silver_days(
     built = SilverDays()
     lake.ensure_table(SILVER, SILVER_SCHEMA)  # before the threads: two first commits would race to create it
     lake.ensure_table(QUARANTINE, QUARANTINE_SCHEMA)
+    lake.ensure_table(EVENT_ID_INDEX, INDEX_SCHEMA)
+    with stage("silver: event_id index of other days"):
+        ledger = EventIdLedger.outside(lake, start, end)
+    order = _InDayOrder(days)
     local = threading.local()
 
     def build_day(day: date) -> _BuiltDay:
         own = getattr(local, "lake", None)
         if own is None:  # one Lake (and open DeltaTables) per thread
             own = local.lake = Lake(lake.location, lake.storage_options)
-        return _build_day(own, day, run_id=run_id, stage=stage)
+        return _build_day(own, day, run_id=run_id, stage=stage, ledger=ledger, order=order)
 
     pending: list[_BuiltDay] = []
     runs: list[pl.DataFrame] = []
@@ -151,6 +191,8 @@ def build_silver_days(
                 pending.append(done)
                 runs.append(done.runs)
                 built.duplicated += done.duplicated
+                for later_day, ids in done.later_copies.items():
+                    built.later_copies.setdefault(later_day, []).extend(ids)
                 for reason, n in done.reason_counts.items():
                     built.reasons[reason] = built.reasons.get(reason, 0) + n
                 if sum(d.quarantine.height for d in pending) >= QUARANTINE_FLUSH_ROWS:
@@ -186,17 +228,38 @@ def _metadata(run_id: str, start: date, end: date) -> dict[str, str]:
     return {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
 
 
-def _build_day(lake: Lake, day: date, *, run_id: str, stage: Stage) -> _BuiltDay:
+def read_home_rows(lake: Lake, day: date) -> pl.DataFrame:
+    """The bronze rows filed under ``day``: its partition's own, plus those filed under it from other days."""
+    own = lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
+    strays = lake.select(BRONZE_RISK_EVENTS, schema=BRONZE_SCHEMA, predicate=strays_predicate(day))
+    rows = pl.concat([own, strays], how="vertical_relaxed") if strays.height else own
+    return rows.filter(home_day() == day)
+
+
+def _build_day(
+    lake: Lake, day: date, *, run_id: str, stage: Stage, ledger: EventIdLedger, order: _InDayOrder
+) -> _BuiltDay:
     """Read one day of bronze, validate it, replace the day in silver; its quarantine is the caller's to write."""
-    with stage("silver: read bronze day"):
-        bronze = lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
-    with stage("silver: build_silver (upcast, dedup, validate, route)"):
-        build = build_silver(bronze, run_id=run_id, partition=day.isoformat())
-    del bronze
+    partition = day.isoformat()
+    ok = False
+    try:
+        with stage("silver: read bronze day"):
+            bronze = read_home_rows(lake, day)
+        with stage("silver: build_silver (upcast, dedup, validate, route)"):
+            build = build_silver(bronze, run_id=run_id, partition=partition)
+        del bronze
+        order.wait_for_previous(day)
+        with stage("silver: event_id across days"):
+            resolution = ledger.resolve(day, build.silver)
+            build = refuse_reused_ids(build, resolution.earlier, run_id=run_id, partition=partition)
+            index_rows = ledger.learn(day, build.silver)
+        ok = True
+    finally:
+        order.finish(day, ok=ok)
     with stage("silver: write silver day"):
-        lake.replace_days(
-            SILVER, build.silver, day, day + _DAY, schema=SILVER_SCHEMA, metadata=_metadata(run_id, day, day + _DAY)
-        )
+        metadata = _metadata(run_id, day, day + _DAY)
+        lake.replace_days(SILVER, build.silver, day, day + _DAY, schema=SILVER_SCHEMA, metadata=metadata)
+        lake.replace_days(EVENT_ID_INDEX, index_rows, day, day + _DAY, schema=INDEX_SCHEMA, metadata=metadata)
     with stage("silver: asset checks"):
         seen = [frame.select(_RUN_COLUMNS) for frame in (build.silver, build.quarantine)]
         runs = sequence_runs(pl.concat(seen, how="vertical_relaxed"))
@@ -208,6 +271,7 @@ def _build_day(lake: Lake, day: date, *, run_id: str, stage: Stage) -> _BuiltDay
         reason_counts=dict(build.reason_counts),
         quarantine=compact(build.quarantine),  # held until written: must not pin the day's text
         duplicated=duplicated,
+        later_copies=resolution.later,
         runs=compact(runs),
     )
 

@@ -13,9 +13,11 @@ Everything silver promises lives here, once:
 The rule *sets* (states, limit types, which event needs which field, ...) are the module-level constants
 below, not literals inside checks: tightening a rule is an edit to one table, followed by a backfill.
 
-One threshold is operator configuration instead, read when a day is validated:
-``$RISK_MAX_PREMIUM`` (:func:`max_premium`) caps every premium column; unset, there is no cap. Changing it
-changes what silver accepts, so follow it with a backfill of the days it should apply to.
+Some thresholds are operator configuration instead, read when a day is validated:
+``$RISK_MAX_PREMIUM`` (:func:`max_premium`) caps every premium column; unset, there is no cap. The time
+window (``$RISK_PARTITIONS_START``, ``$RISK_MAX_EVENT_AHEAD``) and the exchange's calendar for expiry
+(``$RISK_EXCHANGE_TZ``) come from :mod:`.window`. Changing any of them changes what silver accepts, so
+follow it with a backfill of the days it should apply to.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from risk_runtime.events import (
     OptionRight,
     RiskEventType,
 )
+from risk_runtime.portfolio_limits import LimitType
 
 _HIGH_CARDINALITY: Final = ("event_id", "metadata")
 SILVER: Final = TableRef("silver", "risk_events", high_cardinality=_HIGH_CARDINALITY)
@@ -96,7 +99,8 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
 _T = RiskEventType
 
 CIRCUIT_STATES: Final = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
-LIMIT_TYPES: Final = frozenset({"portfolio_delta", "symbol_delta", "open_positions"})
+LIMIT_TYPES: Final = frozenset(t.value for t in LimitType)
+"""A closed contract: the limits the runtime's checker enforces (see the README on why not an open set)."""
 # KNOWN_SCHEMA_VERSIONS (imported from upcast.py): the versions silver accepts -- the current one and every
 # older one with an upcast path. Older rows are upcast before validation, so only the current one remains.
 MIN_SEQUENCE: Final = 1

@@ -16,7 +16,8 @@ The silver asset and the pipeline benchmark both run this, so what is measured i
 * **event_id unique across days, in day order.** Days are validated side by side, but each one meets the
   ids of every earlier day before it is written: a short in-order step per day against
   :class:`~.event_index.EventIdLedger` (the index of the days outside the range, read once, plus the
-  range's days resolved so far), then silver and the day's ``silver/event_id_index`` rows are written.
+  range's days resolved so far), then silver is written; the days' ``silver/event_id_index`` rows go
+  with the range's quarantine, in few commits.
 * **Checks from what was written.** The accounting identity uses the rows the Delta log says each day
   now holds, so a replace that left old rows behind breaks it. Duplicates are looked for in each day's
   rows as they are written, and against other days through the index; sequence gaps from each day's runs
@@ -56,7 +57,7 @@ from risk_pipeline.defs.silver.checks import (
 from risk_pipeline.defs.silver.event_index import EVENT_ID_INDEX, INDEX_SCHEMA, EventIdLedger
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
 from risk_pipeline.defs.silver.transform import build_silver, refuse_reused_ids
-from risk_pipeline.defs.silver.window import home_day, strays_predicate
+from risk_pipeline.defs.silver.window import home_day, stray_partitions, strays_predicate
 from risk_pipeline.lake import DAY_COLUMN, Lake, compact, days_between
 from risk_runtime.events import BRONZE_SCHEMA
 
@@ -70,6 +71,9 @@ thread waiting for the GIL leaves its core to the others), for ~300 MB more peak
 
 QUARANTINE_FLUSH_ROWS: Final = 250_000
 """Quarantined rows held before they are written: bounds memory on a range where everything is refused."""
+INDEX_FLUSH_ROWS: Final = 2_000_000
+"""``silver/event_id_index`` rows held before they are written (20 bytes each): a range's index goes in few
+commits, like its quarantine, instead of a second commit beside every silver day."""
 
 Stage = Callable[[str], AbstractContextManager[object]]
 """Wraps each step (``stage("silver: validate")``); the benchmark times them, the asset does not."""
@@ -112,6 +116,7 @@ class _BuiltDay:
     duplicates_removed: int
     reason_counts: dict[str, int]
     quarantine: pl.DataFrame
+    index_rows: pl.DataFrame
     duplicated: list[str]
     later_copies: dict[str, list[str]]
     runs: pl.DataFrame
@@ -157,8 +162,9 @@ def build_silver_days(
     lake.ensure_table(SILVER, SILVER_SCHEMA)  # before the threads: two first commits would race to create it
     lake.ensure_table(QUARANTINE, QUARANTINE_SCHEMA)
     lake.ensure_table(EVENT_ID_INDEX, INDEX_SCHEMA)
-    with stage("silver: event_id index of other days"):
+    with stage("silver: event_id index of other days, bronze days holding strays"):
         ledger = EventIdLedger.outside(lake, start, end)
+        strays = stray_partitions(lake)
     order = _InDayOrder(days)
     local = threading.local()
 
@@ -166,7 +172,7 @@ def build_silver_days(
         own = getattr(local, "lake", None)
         if own is None:  # one Lake (and open DeltaTables) per thread
             own = local.lake = Lake(lake.location, lake.storage_options)
-        return _build_day(own, day, run_id=run_id, stage=stage, ledger=ledger, order=order)
+        return _build_day(own, day, run_id=run_id, stage=stage, ledger=ledger, order=order, strays=strays)
 
     pending: list[_BuiltDay] = []
     runs: list[pl.DataFrame] = []
@@ -174,8 +180,8 @@ def build_silver_days(
 
     def flush() -> None:
         if pending:
-            with stage("silver: write quarantine"):
-                _write_quarantine(lake, pending, run_id=run_id)
+            with stage("silver: write quarantine and event_id index"):
+                _write_side_tables(lake, pending, run_id=run_id)
             pending.clear()
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-day") as pool:
@@ -195,14 +201,17 @@ def build_silver_days(
                     built.later_copies.setdefault(later_day, []).extend(ids)
                 for reason, n in done.reason_counts.items():
                     built.reasons[reason] = built.reasons.get(reason, 0) + n
-                if sum(d.quarantine.height for d in pending) >= QUARANTINE_FLUSH_ROWS:
+                if (
+                    sum(d.quarantine.height for d in pending) >= QUARANTINE_FLUSH_ROWS
+                    or sum(d.index_rows.height for d in pending) >= INDEX_FLUSH_ROWS
+                ):
                     flush()
                 if log is not None:
                     log(f"silver {done.day}: {done.bronze_rows} bronze rows, {done.quarantine.height} quarantined")
         except BaseException:
             for waiting in queue:
                 waiting.cancel()
-            with contextlib.suppress(Exception):  # the days finished so far keep their quarantine
+            with contextlib.suppress(Exception):  # the days finished so far keep their quarantine and index
                 flush()
             raise
     flush()
@@ -228,23 +237,37 @@ def _metadata(run_id: str, start: date, end: date) -> dict[str, str]:
     return {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
 
 
-def read_home_rows(lake: Lake, day: date) -> pl.DataFrame:
-    """The bronze rows filed under ``day``: its partition's own, plus those filed under it from other days."""
+def read_home_rows(lake: Lake, day: date, strays: frozenset[date]) -> pl.DataFrame:
+    """The bronze rows filed under ``day``: its partition's own, plus those filed under it from other days.
+
+    ``strays`` (:func:`~.window.stray_partitions`) are the only bronze days that can hold rows filed
+    elsewhere; ordinarily none, and the day is its partition, read as it is.
+    """
     own = lake.read_days(BRONZE_RISK_EVENTS, day, day + _DAY, schema=BRONZE_SCHEMA)
-    strays = lake.select(BRONZE_RISK_EVENTS, schema=BRONZE_SCHEMA, predicate=strays_predicate(day))
-    rows = pl.concat([own, strays], how="vertical_relaxed") if strays.height else own
-    return rows.filter(home_day() == day)
+    elsewhere = sorted(d for d in strays if d != day)
+    if elsewhere:
+        candidates = strays_predicate(day) & pl.col(DAY_COLUMN).is_in(elsewhere)
+        others = lake.select(BRONZE_RISK_EVENTS, schema=BRONZE_SCHEMA, predicate=candidates)
+        own = pl.concat([own, others], how="vertical_relaxed") if others.height else own
+    return own.filter(home_day() == day) if strays else own
 
 
 def _build_day(
-    lake: Lake, day: date, *, run_id: str, stage: Stage, ledger: EventIdLedger, order: _InDayOrder
+    lake: Lake,
+    day: date,
+    *,
+    run_id: str,
+    stage: Stage,
+    ledger: EventIdLedger,
+    order: _InDayOrder,
+    strays: frozenset[date],
 ) -> _BuiltDay:
     """Read one day of bronze, validate it, replace the day in silver; its quarantine is the caller's to write."""
     partition = day.isoformat()
     ok = False
     try:
         with stage("silver: read bronze day"):
-            bronze = read_home_rows(lake, day)
+            bronze = read_home_rows(lake, day, strays)
         with stage("silver: build_silver (upcast, dedup, validate, route)"):
             build = build_silver(bronze, run_id=run_id, partition=partition)
         del bronze
@@ -252,14 +275,13 @@ def _build_day(
         with stage("silver: event_id across days"):
             resolution = ledger.resolve(day, build.silver)
             build = refuse_reused_ids(build, resolution.earlier, run_id=run_id, partition=partition)
-            index_rows = ledger.learn(day, build.silver)
+            index_rows = ledger.learn(day, resolution)
         ok = True
     finally:
         order.finish(day, ok=ok)
     with stage("silver: write silver day"):
         metadata = _metadata(run_id, day, day + _DAY)
         lake.replace_days(SILVER, build.silver, day, day + _DAY, schema=SILVER_SCHEMA, metadata=metadata)
-        lake.replace_days(EVENT_ID_INDEX, index_rows, day, day + _DAY, schema=INDEX_SCHEMA, metadata=metadata)
     with stage("silver: asset checks"):
         seen = [frame.select(_RUN_COLUMNS) for frame in (build.silver, build.quarantine)]
         runs = sequence_runs(pl.concat(seen, how="vertical_relaxed"))
@@ -270,18 +292,23 @@ def _build_day(
         duplicates_removed=build.duplicates_removed,
         reason_counts=dict(build.reason_counts),
         quarantine=compact(build.quarantine),  # held until written: must not pin the day's text
+        index_rows=index_rows,
         duplicated=duplicated,
         later_copies=resolution.later,
         runs=compact(runs),
     )
 
 
-def _write_quarantine(lake: Lake, built: list[_BuiltDay], *, run_id: str) -> None:
-    """Replace the quarantine of consecutive built days (those without refused rows included) in one commit."""
+def _write_side_tables(lake: Lake, built: list[_BuiltDay], *, run_id: str) -> None:
+    """Replace the quarantine and the event_id index of consecutive built days, one commit each.
+
+    Days without refused rows are included: their old quarantine rows must go too.
+    """
     first, last = built[0].day, built[-1].day
     if [d.day for d in built] != days_between(first, last + _DAY):
         raise AssertionError(f"quarantine days must be consecutive: {[d.day for d in built]}")
     rows = pl.concat([d.quarantine for d in built], how="vertical_relaxed")
-    lake.replace_days(
-        QUARANTINE, rows, first, last + _DAY, schema=QUARANTINE_SCHEMA, metadata=_metadata(run_id, first, last + _DAY)
-    )
+    metadata = _metadata(run_id, first, last + _DAY)
+    lake.replace_days(QUARANTINE, rows, first, last + _DAY, schema=QUARANTINE_SCHEMA, metadata=metadata)
+    index = pl.concat([d.index_rows for d in built], how="vertical_relaxed")
+    lake.replace_days(EVENT_ID_INDEX, index, first, last + _DAY, schema=INDEX_SCHEMA, metadata=metadata)

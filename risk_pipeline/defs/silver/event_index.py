@@ -9,7 +9,7 @@ Checking a day against all of silver must not read all of silver: event ids are 
 file statistic narrows the search. The index holds each silver row's id as the two 64-bit halves of its
 UUID (silver ids are UUIDs, a validation rule; Delta has only signed ``long``s, so the bits are stored as
 such) beside its ``event_date``: 20 bytes an event instead of a 36-character string, partitioned like
-silver and replaced with each day, right after it.
+silver and replaced with the days a run builds (with their quarantine, after their silver).
 
 :class:`EventIdLedger` answers one range build: it reads the index of the days *outside* the range once,
 then learns each day of the range as that day is resolved, in day order, so a day meets every earlier
@@ -61,6 +61,8 @@ class Resolution:
 
     earlier: pl.DataFrame
     """``event_id``, ``first_day``: the day's copies that are not the first (to quarantine)."""
+    keys: pl.DataFrame
+    """The day's ``id_hi``, ``id_lo``, ``event_id``: parsed once, learnt once resolved."""
     later: dict[str, list[str]] = field(default_factory=dict)
     """Later day -> ids it holds whose first copy is this day's: those days need a rebuild."""
 
@@ -85,10 +87,11 @@ class EventIdLedger:
         with self._lock:
             known = self.known
         hits = known.filter(pl.col("id_hi").is_in(keys.get_column("id_hi").implode()))
+        resolution = Resolution(earlier=pl.DataFrame(schema={"event_id": pl.String, "first_day": pl.Date}), keys=keys)
         if hits.is_empty():
-            return Resolution(earlier=pl.DataFrame(schema={"event_id": pl.String, "first_day": pl.Date}))
+            return resolution
         hits = hits.join(keys, on=_KEYS, how="inner").filter(pl.col(DAY_COLUMN) != day)
-        earlier = (
+        resolution.earlier = (
             hits.filter(pl.col(DAY_COLUMN) < day)
             .group_by("event_id")
             .agg(pl.col(DAY_COLUMN).min().alias("first_day"))
@@ -97,11 +100,13 @@ class EventIdLedger:
         later: dict[str, list[str]] = {}
         for later_day, event_id in hits.filter(pl.col(DAY_COLUMN) > day).select(DAY_COLUMN, "event_id").iter_rows():
             later.setdefault(later_day.isoformat(), []).append(event_id)
-        return Resolution(earlier=earlier, later={d: sorted(ids) for d, ids in sorted(later.items())})
+        resolution.later = {d: sorted(ids) for d, ids in sorted(later.items())}
+        return resolution
 
-    def learn(self, day: date, silver: pl.DataFrame) -> pl.DataFrame:
-        """Record ``day``'s silver ids (as written); returns its index rows."""
-        rows = id_keys(silver.select("event_id")).with_columns(pl.lit(day, dtype=pl.Date).alias(DAY_COLUMN))
+    def learn(self, day: date, resolution: Resolution) -> pl.DataFrame:
+        """Record ``day``'s ids that silver keeps (the resolved ones, less its refused copies); its index rows."""
+        kept = resolution.keys.filter(~pl.col("event_id").is_in(resolution.earlier.get_column("event_id").implode()))
+        rows = kept.select(*_KEYS, pl.lit(day, dtype=pl.Date).alias(DAY_COLUMN))
         with self._lock:
             self.known = pl.concat([self.known, rows], rechunk=False)  # a range learns each of its days once
         return rows

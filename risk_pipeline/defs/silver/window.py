@@ -36,6 +36,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
+import pyarrow as pa
 
 from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS
 from risk_pipeline.defs.partitions import PARTITIONS_START_ENV, partitions_start
@@ -126,6 +127,30 @@ def strays_predicate(day: date) -> pl.Expr:
         ingested_on_day = ingested_on_day & (ingested >= _midnight(day))
     event_day = pl.col(DAY_COLUMN)
     return ((event_day < first) | (event_day > day)) & ingested_on_day
+
+
+def stray_partitions(lake: Lake) -> frozenset[date]:
+    """Bronze days whose files may hold rows filed under another day, from the Delta log's file statistics.
+
+    A file can only if its day is before the first day, or after the day of its earliest ``ingested_at``
+    plus the tolerance (a file without statistics counts too). Ordinarily there is none, and a day's build
+    reads its own partition only; the statistics cost nothing to read (the log is already open).
+    """
+    table = lake.table(BRONZE_RISK_EVENTS) if lake.exists(BRONZE_RISK_EVENTS) else None
+    if table is None:
+        return frozenset()
+    files = pl.from_arrow(pa.table(table.get_add_actions(flatten=True)))
+    partition = f"partition.{DAY_COLUMN}"
+    if not isinstance(files, pl.DataFrame) or files.is_empty() or partition not in files.columns:
+        return frozenset()
+    day = pl.col(partition).cast(pl.Date)
+    if "min.ingested_at" in files.columns:
+        earliest = pl.col("min.ingested_at").cast(pl.Datetime("us", "UTC"))
+        last_in_window = (earliest + max_event_ahead()).dt.date()
+        suspect = (day < first_day()) | earliest.is_null() | (day > last_in_window)
+    else:
+        suspect = pl.lit(True)
+    return frozenset(files.filter(suspect).get_column(partition).cast(pl.Date).unique().to_list())
 
 
 def days_to_build(lake: Lake, days: Iterable[date], now: datetime | None = None) -> list[date]:

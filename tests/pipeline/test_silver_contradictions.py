@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 import pytest
 from dagster_runs import check_metadata, check_results, materialize
+from deltalake import write_deltalake
 
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
 from risk_pipeline.defs.silver.assets import silver_risk_events
@@ -249,3 +250,22 @@ def test_a_later_day_built_before_the_first_copy_is_named_and_converges(tmp_path
     assert check_results(materialize(root, [D1], SILVER_ONLY))[DUPLICATE_RULE]
     reason = f"event_id: duplicate of an event already in silver on {D1.isoformat()}"
     assert where_is(lake, event_id) == ([D1], [(D3, [reason])])
+
+
+def test_a_copy_planted_in_silver_fails_the_check_until_its_day_is_rebuilt(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    event_id = reused_id_lake(root)
+    lake = Lake(str(root))
+    assert check_results(materialize(root, [D1, D2, D3], SILVER_ONLY))[DUPLICATE_RULE]
+
+    # Something other than a build writes a second copy of D1's event into D2 (a manual fix, a bad tool).
+    copy = lake.read_all(SILVER).filter(pl.col("event_id") == event_id).with_columns(pl.lit(D2).alias("event_date"))
+    write_deltalake(lake.uri(SILVER), copy.to_arrow(), mode="append", partition_by=["event_date"])
+    assert where_is(lake, event_id)[0] == [D1, D2]
+
+    result = materialize(root, [D3], SILVER_ONLY)  # any run: the check looks at every day
+    assert not check_results(result)[DUPLICATE_RULE]
+    assert check_metadata(result, DUPLICATE_RULE)["days_to_rebuild"] == [D2.isoformat()]
+
+    assert check_results(materialize(root, [D2], SILVER_ONLY))[DUPLICATE_RULE]
+    assert where_is(lake, event_id)[0] == [D1]

@@ -54,7 +54,7 @@ from risk_pipeline.defs.silver.checks import (
     sequence_gaps,
     sequence_runs,
 )
-from risk_pipeline.defs.silver.event_index import EVENT_ID_INDEX, INDEX_SCHEMA, EventIdLedger
+from risk_pipeline.defs.silver.event_index import EVENT_ID_INDEX, INDEX_SCHEMA, EventIdLedger, days_out_of_step
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
 from risk_pipeline.defs.silver.transform import build_silver, refuse_reused_ids
 from risk_pipeline.defs.silver.window import home_day, stray_partitions, strays_predicate
@@ -92,6 +92,8 @@ class SilverDays:
     duplicated: list[str] = field(default_factory=list)
     later_copies: dict[str, list[str]] = field(default_factory=dict)
     """Later days outside the range holding a second copy of an id first seen in the range: rebuild them."""
+    index_out_of_step: list[str] = field(default_factory=list)
+    """Days whose ``silver/event_id_index`` rows do not match their silver rows: rebuild them."""
     gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GAPS_SCHEMA))
 
     @property
@@ -100,7 +102,7 @@ class SilverDays:
 
     def check_results(self) -> list[dg.AssetCheckResult]:
         return [
-            duplicate_check(self.duplicated, self.later_copies),
+            duplicate_check(self.duplicated, self.later_copies, self.index_out_of_step),
             accounting_check(self.per_day),
             quarantine_rate_check(self.per_day),
             sequence_gap_check(self.gaps),
@@ -227,6 +229,7 @@ def build_silver_days(
                 "quarantine_rows": quarantine_rows[day],
                 "duplicates_removed": duplicates_removed,
             }
+        built.index_out_of_step = days_out_of_step(lake, SILVER)
         edges = [read_sequence_runs(lake, start - _DAY), read_sequence_runs(lake, end)]
         built.gaps = sequence_gaps(pl.concat([*runs, *edges]), start, end)
     return built

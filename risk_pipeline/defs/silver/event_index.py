@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 import polars as pl
@@ -110,3 +110,18 @@ class EventIdLedger:
         with self._lock:
             self.known = pl.concat([self.known, rows], rechunk=False)  # a range learns each of its days once
         return rows
+
+
+def days_out_of_step(lake: Lake, silver: TableRef) -> list[str]:
+    """Days whose silver row count differs from their index row count: the index cannot vouch for them.
+
+    Counted for the whole table from the Delta log and parquet footers (``event_date`` lives in the paths),
+    so it costs no data read. A run interrupted between writing silver and its index, or a row written into
+    silver by anything but a build, shows here; re-materialising the day puts both in step.
+    """
+    days = sorted(set(lake.days_present(silver)) | set(lake.days_present(EVENT_ID_INDEX)))
+    if not days:
+        return []
+    start, end = days[0], days[-1] + timedelta(days=1)
+    in_silver, in_index = lake.rows_per_day(silver, start, end), lake.rows_per_day(EVENT_ID_INDEX, start, end)
+    return [day.isoformat() for day in days if in_silver[day] != in_index[day]]

@@ -29,6 +29,7 @@ from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
+from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import Lake
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
@@ -65,7 +66,7 @@ def simulate(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- materialize
 def _days(lake: Lake, start: date | None, end: date | None) -> list[date]:
-    present = lake.days_present(BRONZE_RISK_EVENTS)
+    present = days_to_build(lake, lake.days_present(BRONZE_RISK_EVENTS))  # never a day dated 1999 or 2099
     return [d for d in present if (start is None or d >= start) and (end is None or d <= end)]
 
 

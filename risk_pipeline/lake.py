@@ -124,9 +124,17 @@ class Lake:
         return self.select(ref, columns=columns, schema=schema, where=where)
 
     def select(
-        self, ref: TableRef, *, columns: list[str] | None = None, schema: pa.Schema | None = None, where: str = ""
+        self,
+        ref: TableRef,
+        *,
+        columns: list[str] | None = None,
+        schema: pa.Schema | None = None,
+        where: str = "",
+        predicate: pl.Expr | None = None,
     ) -> pl.DataFrame:
         """Every read of the pipeline: ``SELECT columns FROM ref WHERE where``, ``where`` in SQL.
+
+        ``predicate`` is a polars filter applied as well (for bounds SQL cannot spell, such as UTC instants).
 
         Read by polars' own Delta scan: the table's file list comes from the Delta log, a filter on
         ``event_date`` skips whole partitions by their paths before a file is opened, and the parquet
@@ -146,6 +154,8 @@ class Lake:
         frame = pl.scan_delta(table)
         if where:
             frame = frame.filter(pl.sql_expr(where))
+        if predicate is not None:
+            frame = frame.filter(predicate)
         have = set(frame.collect_schema().names())
         if wanted is not None:
             frame = frame.select([c for c in wanted if c in have] or [DAY_COLUMN])

@@ -62,7 +62,8 @@ def test_option_fields_are_validated_only_when_present(bronze_from_events, day, 
         "delta": ({"option_delta": 1.5}, ["option_delta: in [-1, 1]"]),
         "nan-delta": ({"option_delta": float("nan")}, ["option_delta: in [-1, 1]"]),
         "spot": ({"underlying_price": -1.0}, ["underlying_price: finite and > 0"]),
-        "expired": ({"expiry": day - timedelta(days=1)}, ["expiry not before event_date"]),
+        # 00:01 UTC is still the previous day in New York: expired means before *that* day.
+        "expired": ({"expiry": day - timedelta(days=2)}, ["expiry not before the event's day in $RISK_EXCHANGE_TZ"]),
     }
     good = [
         stop_add(at, day, "full"),

@@ -40,6 +40,7 @@ from risk_pipeline.defs.constants import (
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.schema import SILVER
+from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import DAY_COLUMN
 
 log = logging.getLogger(__name__)
@@ -242,6 +243,7 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
         return dg.SkipReason(f"bronze unchanged at version {version}")
 
     versions = version_range(since, version)
+    days = set(days_to_build(store, days))  # out-of-window days are filed under their ingestion days
     requested, outside = _in_partitions(days)
     if outside:
         context.log.warning(

@@ -25,10 +25,12 @@ from risk_pipeline.defs.silver.build import build_silver_days
 from risk_pipeline.defs.silver.checks import CHECK_SPECS
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA, rule_settings
 
-SILVER_CODE_VERSION: Final = "2"
+SILVER_CODE_VERSION: Final = "3"
 """Bump when validation rules or the silver model change: the UI then marks every day stale.
 
-2: event schema version 2 (option contract fields, their rules, the v1 -> v2 upcast), ``$RISK_MAX_PREMIUM``."""
+2: event schema version 2 (option contract fields, their rules, the v1 -> v2 upcast), ``$RISK_MAX_PREMIUM``.
+3: ``event_id`` unique across days, the time window (``$RISK_MAX_EVENT_AHEAD``), trailing-stop premium
+   consistency, expiry in the exchange's calendar (``$RISK_EXCHANGE_TZ``)."""
 
 
 def _specs() -> list[dg.AssetSpec]:
@@ -38,7 +40,8 @@ def _specs() -> list[dg.AssetSpec]:
         description=(
             "Validated, typed, de-duplicated risk events; one partition per UTC day (`event_date`). "
             "Rows failing the pandera model `RiskEventModel` go to the quarantine table with every reason; "
-            "copies of an `event_id` (retried batches) are removed. Per day: bronze = silver + quarantine + duplicates."
+            "copies of an `event_id` (retried batches) are removed, and an id another day already holds is "
+            "quarantined. Per day: bronze = silver + quarantine + duplicates."
         ),
         partitions_def=daily_partitions,
         **common,
@@ -47,7 +50,9 @@ def _specs() -> list[dg.AssetSpec]:
     quarantine = dg.AssetSpec(
         description=(
             "Bronze rows silver refused, with their raw values, `reasons` (every rule that failed), the `run_id` "
-            "and `partition` that refused them. Re-materialising a day replaces its quarantine too."
+            "and `partition` that refused them, filed under their own day -- or, for an event dated outside the time "
+            "window (before the lake's first day, or after its ingestion plus $RISK_MAX_EVENT_AHEAD), under the day "
+            "it was ingested. Re-materialising a day replaces its quarantine too."
         ),
         partitions_def=daily_partitions,
         **common,

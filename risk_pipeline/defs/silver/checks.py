@@ -8,6 +8,7 @@ the names are constants used by both, as in Dagster's own platform code.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Final
 
@@ -34,7 +35,9 @@ CHECK_SPECS: Final = [
         NO_DUPLICATE_EVENT_IDS,
         asset=SILVER_KEY,
         blocking=True,
-        description="Every event_id appears once in the materialised days (retried batches were de-duplicated).",
+        description="Every event_id appears once in silver: within each materialised day (retried batches were "
+        "de-duplicated) and across days (a later day's copy was quarantined; a later day built before the first "
+        "copy arrived is named in days_to_rebuild).",
     ),
     dg.AssetCheckSpec(
         ACCOUNTING_IDENTITY,
@@ -71,12 +74,31 @@ def duplicate_ids(silver: pl.DataFrame) -> list[str]:
     return silver.filter(event_id.is_duplicated()).get_column("event_id").unique().sort().to_list()
 
 
-def duplicate_check(duplicated: list[str]) -> dg.AssetCheckResult:
+def duplicate_check(
+    duplicated: list[str],
+    later_copies: Mapping[str, list[str]] | None = None,
+    index_out_of_step: list[str] | None = None,
+) -> dg.AssetCheckResult:
+    """Fails on an id held twice by a day, or held by a later day whose copy is not the first.
+
+    ``later_copies`` (later day -> ids) come from the event_id index: those days were built before the
+    first copy arrived (or was rebuilt), and re-materialising them quarantines their copies. The index
+    vouches for other days only where it holds exactly their silver rows; ``index_out_of_step`` names the
+    days where it does not, and fails the check too.
+    """
+    later = dict(later_copies or {})
+    stale = list(index_out_of_step or [])
+    examples = [*duplicated, *(i for ids in later.values() for i in ids)]
     return dg.AssetCheckResult(
         check_name=NO_DUPLICATE_EVENT_IDS,
         asset_key=SILVER_KEY,
-        passed=len(duplicated) == 0,
-        metadata={"duplicated_event_ids": len(duplicated), "examples": [str(x) for x in duplicated[:10]]},
+        passed=not duplicated and not later and not stale,
+        metadata={
+            "duplicated_event_ids": len(duplicated) + sum(len(ids) for ids in later.values()),
+            "examples": [str(x) for x in examples[:10]],
+            "days_to_rebuild": sorted({*later, *stale}),
+            "index_out_of_step": stale,
+        },
     )
 
 

@@ -13,9 +13,11 @@ Everything silver promises lives here, once:
 The rule *sets* (states, limit types, which event needs which field, ...) are the module-level constants
 below, not literals inside checks: tightening a rule is an edit to one table, followed by a backfill.
 
-One threshold is operator configuration instead, read when a day is validated:
-``$RISK_MAX_PREMIUM`` (:func:`max_premium`) caps every premium column; unset, there is no cap. Changing it
-changes what silver accepts, so follow it with a backfill of the days it should apply to.
+Some thresholds are operator configuration instead, read when a day is validated:
+``$RISK_MAX_PREMIUM`` (:func:`max_premium`) caps every premium column; unset, there is no cap. The time
+window (``$RISK_PARTITIONS_START``, ``$RISK_MAX_EVENT_AHEAD``) and the exchange's calendar for expiry
+(``$RISK_EXCHANGE_TZ``) come from :mod:`.window`. Changing any of them changes what silver accepts, so
+follow it with a backfill of the days it should apply to.
 """
 
 from __future__ import annotations
@@ -31,7 +33,16 @@ import pyarrow as pa
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
+from risk_pipeline.defs.partitions import PARTITIONS_START_ENV
 from risk_pipeline.defs.silver.upcast import KNOWN_SCHEMA_VERSIONS
+from risk_pipeline.defs.silver.window import (
+    EXCHANGE_TZ_ENV,
+    MAX_EVENT_AHEAD_ENV,
+    exchange_timezone,
+    first_day,
+    max_event_ahead,
+    window_settings,
+)
 from risk_pipeline.lake import DAY_COLUMN, TableRef, polars_types
 from risk_runtime.events import (
     BRONZE_SCHEMA,
@@ -41,6 +52,7 @@ from risk_runtime.events import (
     OptionRight,
     RiskEventType,
 )
+from risk_runtime.portfolio_limits import LimitType
 
 _HIGH_CARDINALITY: Final = ("event_id", "metadata")
 SILVER: Final = TableRef("silver", "risk_events", high_cardinality=_HIGH_CARDINALITY)
@@ -87,7 +99,8 @@ def polars_schema(schema: pa.Schema) -> pl.Schema:
 _T = RiskEventType
 
 CIRCUIT_STATES: Final = frozenset({"CLOSED", "OPEN", "HALF_OPEN"})
-LIMIT_TYPES: Final = frozenset({"portfolio_delta", "symbol_delta", "open_positions"})
+LIMIT_TYPES: Final = frozenset(t.value for t in LimitType)
+"""A closed contract: the limits the runtime's checker enforces (see the README on why not an open set)."""
 # KNOWN_SCHEMA_VERSIONS (imported from upcast.py): the versions silver accepts -- the current one and every
 # older one with an upcast path. Older rows are upcast before validation, so only the current one remains.
 MIN_SEQUENCE: Final = 1
@@ -158,7 +171,7 @@ def max_premium() -> float:
 def rule_settings() -> dict[str, str]:
     """The operator-set thresholds in force, for a run's metadata (what a quarantine reason was judged by)."""
     cap = max_premium()
-    return {MAX_PREMIUM_ENV: "unset (no cap)" if math.isinf(cap) else repr(cap)}
+    return {MAX_PREMIUM_ENV: "unset (no cap)" if math.isinf(cap) else repr(cap), **window_settings()}
 
 
 UUID_PATTERN: Final = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -181,6 +194,18 @@ def _types_label(types: Iterable[RiskEventType]) -> str:
         if wanted == {t for t, c in EVENT_COMPONENT.items() if c is component}:
             return f"{component.value} events"
     return ", ".join(sorted(t.value for t in wanted))
+
+
+PREMIUM_TOLERANCE: Final = 1e-9
+"""Relative slack of the premium-ordering rules (``a <= b`` passes while ``a <= b * (1 + 1e-9)``): a stop
+computed as ``highest * (1 - trailing_pct)`` and compared in another process may differ in its last bit
+(a float64 carries ~16 significant digits); a real contradiction is cents, many orders of magnitude more."""
+
+
+def _at_most(low: pl.Expr, high: pl.Expr) -> pl.Expr:
+    """``low <= high`` within :data:`PREMIUM_TOLERANCE` (premiums are positive). Null and NaN pass: a
+    missing or non-finite premium is its own rule's to report, once."""
+    return low.is_nan() | high.is_nan() | (low <= high * (1.0 + PREMIUM_TOLERANCE))
 
 
 def _rows(data: PolarsData, expr: pl.Expr) -> pl.LazyFrame:
@@ -339,9 +364,25 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
         is_change = pl.col("event_type") == _T.CB_STATE_CHANGE.value
         return _rows(data, ~is_change | (pl.col("old_state") != pl.col("new_state")))
 
+    # Trailing-stop consistency (see TrailingStop in risk_runtime): the high starts at entry and only rises,
+    # every premium observed is at most the high, the stop sits at or below the high, and a trigger fires only
+    # at or below its stop. Null operands pass (the event type's required-field rules report those).
+    @pa_pl.dataframe_check(name="highest_premium >= entry_premium")
+    def _high_not_below_entry(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, _at_most(pl.col("entry_premium"), pl.col("highest_premium")))
+
+    @pa_pl.dataframe_check(name="highest_premium >= current_premium")
+    def _high_not_below_current(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, _at_most(pl.col("current_premium"), pl.col("highest_premium")))
+
     @pa_pl.dataframe_check(name="stop_premium <= highest_premium")
     def _stop_below_high(cls, data: PolarsData) -> pl.LazyFrame:
-        return _rows(data, pl.col("stop_premium") <= pl.col("highest_premium"))
+        return _rows(data, _at_most(pl.col("stop_premium"), pl.col("highest_premium")))
+
+    @pa_pl.dataframe_check(name=f"{_T.TS_TRIGGER.value}: current_premium <= stop_premium")
+    def _trigger_at_or_below_stop(cls, data: PolarsData) -> pl.LazyFrame:
+        is_trigger = pl.col("event_type") == _T.TS_TRIGGER.value
+        return _rows(data, ~is_trigger | _at_most(pl.col("current_premium"), pl.col("stop_premium")))
 
     @pa_pl.dataframe_check(name="action matches event_type")
     def _action_matches(cls, data: PolarsData) -> pl.LazyFrame:
@@ -374,10 +415,21 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
             ok = ok & (~applies | pl.col("limit_type").is_in(sorted(limits)).fill_null(False))
         return _rows(data, ok)
 
-    @pa_pl.dataframe_check(name="expiry not before event_date")
+    @pa_pl.dataframe_check(name=f"expiry not before the event's day in ${EXCHANGE_TZ_ENV}")
     def _expiry_not_past(cls, data: PolarsData) -> pl.LazyFrame:
-        # An option that expired before the event cannot be entered, held or stopped out on that day.
-        return _rows(data, pl.col("expiry").is_null() | (pl.col("expiry") >= pl.col(DAY_COLUMN)).fill_null(True))
+        # An option that expired before the event cannot be entered, held or stopped out on that day. Expiry is
+        # a day of the exchange's calendar: 20:30 in New York on expiry day is already the next UTC day.
+        local_day = pl.col("timestamp").dt.convert_time_zone(exchange_timezone()).dt.date()
+        return _rows(data, pl.col("expiry").is_null() | (pl.col("expiry") >= local_day).fill_null(True))
+
+    @pa_pl.dataframe_check(name=f"timestamp: not before ${PARTITIONS_START_ENV}")
+    def _not_before_first_day(cls, data: PolarsData) -> pl.LazyFrame:
+        first = first_day()
+        return _rows(data, (pl.col("timestamp").dt.date() >= first) & (pl.col(DAY_COLUMN) >= first))
+
+    @pa_pl.dataframe_check(name=f"timestamp: at most ${MAX_EVENT_AHEAD_ENV} after ingested_at")
+    def _not_ahead_of_ingestion(cls, data: PolarsData) -> pl.LazyFrame:
+        return _rows(data, pl.col("timestamp") <= pl.col("ingested_at") + max_event_ahead())
 
     @pa_pl.dataframe_check(name="timestamp falls on event_date (UTC)")
     def _timestamp_on_event_date(cls, data: PolarsData) -> pl.LazyFrame:

@@ -35,6 +35,7 @@ from risk_pipeline.defs.silver.schema import (
     SILVER_SCHEMA,
     RiskEventModel,
     polars_schema,
+    rule_settings,
 )
 from risk_pipeline.defs.silver.upcast import upcast_to_current
 from risk_pipeline.lake import DAY_COLUMN
@@ -77,6 +78,7 @@ def build_silver(bronze: pl.DataFrame, *, run_id: str, partition: str) -> Silver
 
     ``partition`` is the run's day key (``YYYY-MM-DD``), recorded on each quarantined row.
     """
+    rule_settings()  # a mistyped setting raises here: inside a check it would only refuse every row
     bronze_rows = bronze.height
     current = upcast_to_current(bronze)
     deduped, duplicates_removed = _deduplicate(current)
@@ -105,6 +107,39 @@ def build_silver(bronze: pl.DataFrame, *, run_id: str, partition: str) -> Silver
             f"{quarantine.height} quarantined + {duplicates_removed} duplicates = {accounted}"
         )
     return build
+
+
+EVENT_ID_IN_EARLIER_DAY: Final = "event_id: duplicate of an event already in silver on "
+"""Reason (followed by that day) for a row whose ``event_id`` silver already holds on an earlier day."""
+
+
+def duplicate_of_earlier_day(day: date) -> str:
+    return EVENT_ID_IN_EARLIER_DAY + day.isoformat()
+
+
+def refuse_reused_ids(build: SilverBuild, earlier: pl.DataFrame, *, run_id: str, partition: str) -> SilverBuild:
+    """``build`` with the silver rows whose ``event_id`` is in ``earlier`` moved to quarantine.
+
+    ``earlier`` (``event_id``, ``first_day``) names ids silver already holds on an earlier day: that copy
+    is the first, so this one is a contradiction, refused with the day of the copy it contradicts. The
+    accounting is unchanged (a row moves from silver to quarantine).
+    """
+    if earlier.is_empty():
+        return build
+    reused = pl.col("event_id").is_in(earlier.get_column("event_id").implode())
+    moving = build.silver.filter(reused).join(earlier, on="event_id", how="left", maintain_order="left")
+    reasons = moving.select(
+        pl.concat_list(pl.lit(EVENT_ID_IN_EARLIER_DAY) + pl.col("first_day").dt.to_string("%Y-%m-%d")).alias("reasons")
+    )
+    quarantined = _quarantine_rows(moving.drop("first_day"), reasons, run_id=run_id, partition=partition)
+    quarantine = pl.concat([build.quarantine, quarantined], how="vertical_relaxed")
+    return SilverBuild(
+        silver=build.silver.filter(~reused),
+        quarantine=quarantine,
+        bronze_rows=build.bronze_rows,
+        duplicates_removed=build.duplicates_removed,
+        reason_counts=_count_reasons(quarantine),
+    )
 
 
 # -------------------------------------------------------------------------------------- de-duplication
@@ -244,10 +279,10 @@ def _quarantine_rows(rows: pl.DataFrame, reasons: pl.DataFrame, *, run_id: str, 
         pl.lit(partition, dtype=pl.String).alias("partition"),
         pl.lit(datetime.now(UTC), dtype=_QUARANTINE_TYPES["quarantined_at"]).alias("quarantined_at"),
     )
-    if out.get_column(DAY_COLUMN).null_count():
-        # Only a wrongly typed event_date can get here; file such rows under the run's day so that
-        # re-running the day replaces them (a null partition would never be overwritten).
-        out = out.with_columns(pl.col(DAY_COLUMN).fill_null(date.fromisoformat(partition)))
+    # Filed under the day that refused them, so that re-running the day replaces them: a row's own day,
+    # except for an event outside the time window, filed under the day it was ingested (see window.py),
+    # and a wrongly typed (null) event_date, which a partition could never hold.
+    out = out.with_columns(pl.lit(date.fromisoformat(partition), dtype=pl.Date).alias(DAY_COLUMN))
     return out.select(_QUARANTINE_TYPES.names())
 
 

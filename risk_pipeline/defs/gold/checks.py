@@ -1,34 +1,47 @@
 """The gold tables' asset checks: each gold table must be valid on its own terms and add up to silver.
 
-Reconciliation reads only the days a run materialised, from both layers, so a check costs what the
-run cost. Names are constants shared by the specs and the results.
+Completeness is checked row by row, not by totals that a deletion and a duplicate would balance: every
+silver state change has exactly one transition row (by ``event_id``), and every stop lifetime silver's
+events make has exactly one outcome row whose counts and outcome match those events. Each check reads
+only the days a run materialised (plus, for stops, the partitions where the lifetimes those days touch
+began), so a check costs what the run cost. Names are constants shared by the specs and the results.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Final
 
 import dagster as dg
 import polars as pl
 
 from risk_pipeline.defs.constants import asset_key
-from risk_pipeline.defs.gold.carry import read_state_before
+from risk_pipeline.defs.gold.carry import ORDER_COLUMNS, read_state_before
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
+from risk_pipeline.defs.gold.trailing_stop_outcomes import (
+    CLOSED_RETENTION_DAYS,
+    OPEN,
+    REMOVED,
+    TRAILING_STOP_OUTCOMES,
+    TRAILING_STOP_STATE,
+    TRIGGERED,
+)
+from risk_pipeline.defs.gold.trailing_stop_outcomes import EVENT_TYPES as TS_EVENT_TYPES
+from risk_pipeline.defs.gold.trailing_stop_outcomes import SCHEMA as TS_SCHEMA
 from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
-from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE, TRIGGERED
 from risk_pipeline.defs.silver.schema import SILVER
-from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date
+from risk_pipeline.lake import DAY_COLUMN, Lake, polars_types, sql_date, sql_string
 from risk_runtime.events import RiskEventType
 
 TRANSITIONS_VALID: Final = "every_transition_valid"
 TRANSITIONS_RECONCILE: Final = "transitions_reconcile_with_silver"
 TRIGGERED_STOP_BELOW_HIGH: Final = "triggered_stop_at_or_below_highest"
 OUTCOMES_RECONCILE: Final = "triggers_reconcile_with_silver"
-ONE_ROW_PER_STOP: Final = "one_row_per_stop"
+STOP_LIFETIMES_COMPLETE: Final = "one_row_per_stop_lifetime"
 REJECTIONS_RECONCILE: Final = "rejections_reconcile_with_silver"
 
+TS_SCHEMA_TYPES: Final = polars_types(TS_SCHEMA)
 CB_KEY: Final = asset_key(CIRCUIT_BREAKER_TRANSITIONS)
 TS_KEY: Final = asset_key(TRAILING_STOP_OUTCOMES)
 PL_KEY: Final = asset_key(LIMIT_REJECTION_STATS)
@@ -42,7 +55,8 @@ CIRCUIT_BREAKER_CHECKS: Final = [
     dg.AssetCheckSpec(
         TRANSITIONS_RECONCILE,
         asset=CB_KEY,
-        description="One gold row per circuit_breaker_state_change event in silver, day by day.",
+        description="Exactly one gold row per circuit_breaker_state_change event in silver (matched by event_id), "
+        "and no row without one.",
     ),
 ]
 TRAILING_STOP_CHECKS: Final = [
@@ -52,16 +66,18 @@ TRAILING_STOP_CHECKS: Final = [
         description="Every triggered stop has stop_premium <= highest_premium.",
     ),
     dg.AssetCheckSpec(
-        ONE_ROW_PER_STOP,
+        STOP_LIFETIMES_COMPLETE,
         asset=TS_KEY,
         blocking=True,
-        description="No stop of the materialised days has a second row where it lived before (a stop's row moves "
-        "with its last event; the partitions it can have moved from are read, not the whole table).",
+        description="Every stop lifetime the materialised days' silver events touch has exactly one row (by "
+        "execution_id, lifetime_id), whose n_events, n_updates, outcome and last_event_date match those events; "
+        "no row claims events silver does not have.",
     ),
     dg.AssetCheckSpec(
         OUTCOMES_RECONCILE,
         asset=TS_KEY,
-        description="Triggered outcomes whose trigger fell in the run's days = trailing_stop_trigger events in silver.",
+        description="Triggered outcomes whose trigger fell in the run's days = trailing_stop_trigger events in silver, "
+        "wherever the stops' rows sit.",
     ),
 ]
 LIMIT_CHECKS: Final = [
@@ -84,11 +100,28 @@ def _silver_counts(lake: Lake, start: date, end: date, event_types: list[RiskEve
     )
 
 
+def _examples(ids: pl.Series) -> list[str]:
+    return ids.head(10).to_list()
+
+
 def transitions_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
-    gold = lake.read_days(CIRCUIT_BREAKER_TRANSITIONS, start, end, columns=["source", "timestamp", "is_valid"])
+    """Reads the transitions and silver's state-change events of ``[start, end)``: both are partitioned by
+    the event's own UTC day, so those partitions hold every row the check compares."""
+    gold = lake.read_days(
+        CIRCUIT_BREAKER_TRANSITIONS, start, end, columns=["event_id", "source", "timestamp", "is_valid"]
+    )
     invalid = gold.filter(~pl.col("is_valid")) if gold.height else gold
-    silver = _silver_counts(lake, start, end, [RiskEventType.CB_STATE_CHANGE])
-    expected = int(silver.get_column("n").sum()) if silver.height else 0
+    silver = lake.read_days(
+        SILVER,
+        start,
+        end,
+        columns=["event_id"],
+        where=f"event_type = {sql_string(RiskEventType.CB_STATE_CHANGE.value)}",
+    ).get_column("event_id")
+    rows = gold.get_column("event_id") if gold.height else pl.Series("event_id", [], pl.String)
+    missing = silver.filter(~silver.is_in(rows.implode())).sort()
+    extra = rows.filter(~rows.is_in(silver.implode()) | rows.is_null()).sort()
+    duplicated = rows.filter(rows.is_duplicated()).unique().sort()
     return [
         dg.AssetCheckResult(
             check_name=TRANSITIONS_VALID,
@@ -102,52 +135,162 @@ def transitions_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheck
         dg.AssetCheckResult(
             check_name=TRANSITIONS_RECONCILE,
             asset_key=CB_KEY,
-            passed=gold.height == expected,
-            metadata={"gold_rows": gold.height, "silver_state_changes": expected},
+            passed=missing.is_empty() and extra.is_empty() and duplicated.is_empty(),
+            metadata={
+                "gold_rows": gold.height,
+                "silver_state_changes": silver.len(),
+                "missing_event_ids": _examples(missing),
+                "extra_event_ids": _examples(extra),
+                "duplicated_event_ids": _examples(duplicated),
+            },
         ),
     ]
 
 
-def _repeated_stops(lake: Lake, gold: pl.DataFrame, start: date) -> pl.DataFrame:
-    """``execution_id``s of the range's stops that have a row in another partition too.
+_LIFETIME_FACTS: Final = ["execution_id", "lifetime_id", "n_events", "n_updates", "outcome", "last_event_date"]
+_CARRIED: Final = ["execution_id", "lifetime_id", "began_on", "n_events", "n_updates", "triggered_at", "removed_at",
+                   "last_event_date"]  # fmt: skip
 
-    A stop's row moves to the partition of its last event, so a run can leave a stale copy only where
-    the stop was before: in the partition the carried state says (its ``last_event_date`` as of the
-    day before the range), or in a later partition when an older day is re-run. Only those partitions
-    are read, so the check costs the same on a year of gold as on a week.
+
+def _expected_lifetimes(events: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
+    """The lifetimes ``events`` (the range's stop events) touch, with counts and outcome as of the range's end.
+
+    Written apart from the builder, from the rules in :mod:`.trailing_stop_outcomes`: day by day, a
+    TS_ADD begins a lifetime, and so does an id's first event when it has no current lifetime -- none
+    carried, or one that ended more than the retention before. ``carried`` is the state before the range.
     """
-    if not gold.height:
-        return gold.select("execution_id")
-    state, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
-    touched = gold.select("execution_id").unique()
-    earlier = state.join(touched, on="execution_id", how="semi").get_column("last_event_date").unique().to_list()
-    where = f"{DAY_COLUMN} >= {sql_date(start)}"
-    if earlier:
-        where += f" OR {DAY_COLUMN} IN ({', '.join(sql_date(d) for d in sorted(earlier))})"
-    ids = lake.read_all(TRAILING_STOP_OUTCOMES, columns=["execution_id"], where=where)
-    return ids.filter(pl.col("execution_id").is_duplicated()).join(touched, on="execution_id", how="semi").unique()
+    retention = timedelta(days=CLOSED_RETENTION_DAYS)
+    current = carried.select(
+        "execution_id",
+        "lifetime_id",
+        "n_events",
+        "n_updates",
+        pl.col("triggered_at").is_not_null().alias("triggered"),
+        pl.col("removed_at").is_not_null().alias("removed"),
+        "last_event_date",
+    )
+    folded: list[pl.DataFrame] = []
+    for (day,), ev in events.sort([DAY_COLUMN, *ORDER_COLUMNS]).partition_by(DAY_COLUMN, as_dict=True).items():
+        alive = (~pl.col("triggered") & ~pl.col("removed")) | (pl.lit(day) - pl.col("last_event_date") <= retention)
+        live = current.filter(alive).select("execution_id", pl.col("lifetime_id").alias("_carried"))
+        first_of_id = pl.int_range(pl.len()).over("execution_id") == 0
+        begins = (pl.col("event_type") == RiskEventType.TS_ADD.value) | (first_of_id & pl.col("_carried").is_null())
+        day_counts = (
+            ev.join(live, on="execution_id", how="left", maintain_order="left")
+            .with_columns(
+                pl.coalesce(pl.when(begins).then("event_id").forward_fill().over("execution_id"), "_carried").alias(
+                    "lifetime_id"
+                )
+            )
+            .group_by("execution_id", "lifetime_id", maintain_order=True)
+            .agg(
+                pl.len().cast(pl.Int64).alias("d_events"),
+                (pl.col("event_type") == RiskEventType.TS_UPDATE.value).sum().cast(pl.Int64).alias("d_updates"),
+                (pl.col("event_type") == RiskEventType.TS_TRIGGER.value).any().alias("d_triggered"),
+                (pl.col("event_type") == RiskEventType.TS_REMOVE.value).any().alias("d_removed"),
+            )
+        )
+        touched = day_counts.join(current, on=["execution_id", "lifetime_id"], how="left").select(
+            "execution_id",
+            "lifetime_id",
+            (pl.col("n_events").fill_null(0) + pl.col("d_events")).alias("n_events"),
+            (pl.col("n_updates").fill_null(0) + pl.col("d_updates")).alias("n_updates"),
+            (pl.col("triggered").fill_null(False) | pl.col("d_triggered")).alias("triggered"),
+            (pl.col("removed").fill_null(False) | pl.col("d_removed")).alias("removed"),
+            pl.lit(day).alias("last_event_date"),
+        )
+        folded.append(touched)
+        latest = touched.group_by("execution_id", maintain_order=True).last()
+        current = pl.concat([current.join(latest, on="execution_id", how="anti"), latest], how="vertical_relaxed")
+    if not folded:
+        return pl.DataFrame(schema={c: TS_SCHEMA_TYPES[c] for c in _LIFETIME_FACTS})
+    return (
+        pl.concat(folded, how="vertical_relaxed")
+        .unique(subset=["execution_id", "lifetime_id"], keep="last", maintain_order=True)
+        .select(
+            "execution_id",
+            "lifetime_id",
+            "n_events",
+            "n_updates",
+            pl.when("triggered")
+            .then(pl.lit(TRIGGERED))
+            .when("removed")
+            .then(pl.lit(REMOVED))
+            .otherwise(pl.lit(OPEN))
+            .alias("outcome"),
+            "last_event_date",
+        )
+    )
+
+
+def _lifetime_rows(lake: Lake, start: date, end: date, carried: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+    """The gold rows a range can have written: partitions ``[start, end)`` and the rows of carried lifetimes
+    of the ids with events in the range (in the partitions of the days those lifetimes began)."""
+    where = f"{DAY_COLUMN} >= {sql_date(start)} AND {DAY_COLUMN} < {sql_date(end)}"
+    began = carried.join(ids, on="execution_id", how="semi").get_column("began_on").drop_nulls().unique().sort()
+    if began.len():
+        where = f"({where}) OR {DAY_COLUMN} IN ({', '.join(sql_date(d) for d in began.to_list())})"
+    rows = lake.read_all(TRAILING_STOP_OUTCOMES, schema=TS_SCHEMA, where=where)
+    in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
+    return rows.filter(in_range | pl.col("execution_id").is_in(ids.get_column("execution_id").implode()))
 
 
 def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
-    gold = lake.read_days(TRAILING_STOP_OUTCOMES, start, end)
-    triggered = gold.filter(pl.col("outcome") == TRIGGERED) if gold.height else gold
-    above = triggered.filter(pl.col("stop_premium") > pl.col("highest_premium")) if triggered.height else triggered
-    in_range = (
-        triggered.filter((pl.col("triggered_at").dt.date() >= start) & (pl.col("triggered_at").dt.date() < end))
-        if triggered.height
-        else triggered
+    """The trailing-stop checks of the days ``[start, end)``, evaluated right after they were built.
+
+    Reads silver's stop events of those days, the carried state from before them, and the gold rows those
+    events can touch: partitions ``[start, end)`` plus the partitions where the carried lifetimes of the
+    same ids began -- never the whole table, so a check costs what the run cost.
+    """
+    kinds = ", ".join(sql_string(kind) for kind in TS_EVENT_TYPES)
+    events = lake.read_days(
+        SILVER,
+        start,
+        end,
+        columns=["event_id", "event_type", "execution_id", *ORDER_COLUMNS, DAY_COLUMN],
+        where=f"event_type IN ({kinds}) AND execution_id IS NOT NULL",
     )
-    silver = _silver_counts(lake, start, end, [RiskEventType.TS_TRIGGER])
-    expected = int(silver.get_column("n").sum()) if silver.height else 0
-    repeated = _repeated_stops(lake, gold, start)
+    carried, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
+    carried = carried.select(_CARRIED)
+    ids = events.select("execution_id").unique()
+    rows = _lifetime_rows(lake, start, end, carried, ids)
+    expected = _expected_lifetimes(events, carried) if events.height else None
+
+    key = ["execution_id", "lifetime_id"]
+    problems: dict[str, pl.DataFrame] = {}
+    duplicated = rows.filter(pl.struct(key).is_duplicated()).unique(subset=key)
+    problems["duplicated"] = duplicated.select(key)
+    seen = rows.unique(subset=key, keep="first")
+    if expected is None:
+        expected = pl.DataFrame(schema={c: seen.schema[c] for c in _LIFETIME_FACTS})
+    problems["missing"] = expected.join(seen, on=key, how="anti").select(key)
+    in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
+    touched = (pl.col("last_event_date") >= start) & (pl.col("last_event_date") < end)
+    problems["extra"] = seen.filter(in_range | touched).join(expected, on=key, how="anti").select(key)
+    # Rows that later days also updated (kept by a rebuild of older days) are checked by those days' runs.
+    compared = expected.join(seen.filter(pl.col("last_event_date") < end), on=key, how="inner", suffix="_gold")
+    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_gold")) for c in _LIFETIME_FACTS if c not in key)
+    problems["mismatched"] = compared.filter(differs).select(key)
+
+    triggered = seen.filter(pl.col("outcome") == TRIGGERED)
+    above = triggered.filter(pl.col("stop_premium") > pl.col("highest_premium"))
+    triggers_in_range = triggered.filter(
+        (pl.col("triggered_at").dt.date() >= start) & (pl.col("triggered_at").dt.date() < end)
+    )
+    silver_triggers = events.filter(pl.col("event_type") == RiskEventType.TS_TRIGGER.value).height
+    examples = [
+        f"{row['execution_id']}: {kind}" for kind, frame in problems.items() for row in frame.head(10).to_dicts()
+    ][:10]
     return [
         dg.AssetCheckResult(
-            check_name=ONE_ROW_PER_STOP,
+            check_name=STOP_LIFETIMES_COMPLETE,
             asset_key=TS_KEY,
-            passed=repeated.height == 0,
-            metadata={"repeated_execution_ids": repeated.height, "examples": repeated.head(10).to_series().to_list()}
-            if repeated.height
-            else {"repeated_execution_ids": 0},
+            passed=all(frame.is_empty() for frame in problems.values()),
+            metadata={
+                "lifetimes_in_silver": expected.height,
+                **{kind: frame.height for kind, frame in problems.items()},
+                "examples": examples,
+            },
         ),
         dg.AssetCheckResult(
             check_name=TRIGGERED_STOP_BELOW_HIGH,
@@ -160,8 +303,8 @@ def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckRes
         dg.AssetCheckResult(
             check_name=OUTCOMES_RECONCILE,
             asset_key=TS_KEY,
-            passed=in_range.height == expected,
-            metadata={"gold_triggered": in_range.height, "silver_triggers": expected},
+            passed=triggers_in_range.height == silver_triggers,
+            metadata={"gold_triggered": triggers_in_range.height, "silver_triggers": silver_triggers},
         ),
     ]
 

@@ -6,7 +6,9 @@ Real Dagster runs (in-process) over real Delta tables, nothing mocked:
   added on day 1, and the range is backfilled one run per day and as one run: the stop keeps its row, with
   the history that remains in silver, and every completeness check passes;
 * a desk's manager re-adds an ``execution_id`` after its stop triggered: gold holds two lifetimes, never a blend;
-* rebuilding only the day whose events vanished brings the stop's row back to what the earlier days say.
+* rebuilding only the day whose events vanished brings the stop's row back to what the earlier days say;
+* the lifetime rules, folded day by day: a re-add the same day, an add over a lifetime whose end was lost,
+  an event long after its lifetime ended -- each agreeing with the completeness check.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ import pytest
 from dagster_runs import append_bronze, check_results, materialize
 
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
-from risk_pipeline.defs.gold.checks import OUTCOMES_RECONCILE, STOP_LIFETIMES_COMPLETE, TRANSITIONS_RECONCILE
+from risk_pipeline.defs.gold.checks import (
+    OUTCOMES_RECONCILE,
+    STOP_LIFETIMES_COMPLETE,
+    TRANSITIONS_RECONCILE,
+    outcomes_checks,
+)
 from risk_pipeline.defs.silver.checks import QUARANTINE_RATE_ENV
-from risk_pipeline.defs.silver.schema import MAX_PREMIUM_ENV, QUARANTINE, SILVER
+from risk_pipeline.defs.silver.schema import MAX_PREMIUM_ENV, QUARANTINE, SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake
 from risk_runtime.clock import ManualClock
 from risk_runtime.encoding import events_to_bronze
@@ -169,3 +176,54 @@ def test_a_reused_execution_id_gives_two_lifetimes(tmp_path: Path, one_run: bool
     assert (second["outcome"], second["entry_premium"], second["highest_premium"]) == ("removed", 12.0, 12.5)
     assert (second["added_at"], second["removed_at"], second["event_date"]) == (utc(D2, 9), utc(D2, 15), D2)
     assert second["triggered_at"] is None and second["n_events"] == 3
+
+
+# ------------------------------------------------------------------------ the lifetime rules, day by day
+def build_silver(tmp_path: Path, events: list[RiskEvent], days: list[date]) -> Lake:
+    lake = Lake(str(tmp_path / "silver-only"))
+    table = events_to_bronze(sorted(events, key=lambda e: e.timestamp), writer_id="w", ingested_at=utc(days[-1], 23))
+    lake.replace_days(SILVER, table.drop_columns(["ingest_errors"]), days[0], days[-1] + timedelta(days=1),
+                      schema=SILVER_SCHEMA)  # fmt: skip
+    stops.build_days(lake, days[0], days[-1] + timedelta(days=1))
+    for day in days:
+        found = {r.check_name: r for r in outcomes_checks(lake, day, day + timedelta(days=1))}
+        assert found[STOP_LIFETIMES_COMPLETE].passed, (day, found[STOP_LIFETIMES_COMPLETE].metadata)
+        assert found[OUTCOMES_RECONCILE].passed, day
+    return lake
+
+
+def lifetimes(lake: Lake) -> list[tuple[Any, ...]]:
+    frame = lake.read_all(stops.TRAILING_STOP_OUTCOMES).sort("execution_id", "last_event_date", "n_events")
+    return frame.select("execution_id", "outcome", "n_events", "event_date", "last_event_date").rows()
+
+
+def test_a_stop_triggered_and_added_again_the_same_day_is_two_rows(tmp_path: Path) -> None:
+    lake = build_silver(tmp_path, [
+        stop_event(T.TS_ADD, utc(D1, 9), "R", 10.0),
+        stop_event(T.TS_ACTIVATE, utc(D1, 10), "R", 10.0, current=10.5, highest=10.5, stop=10.3),
+        stop_event(T.TS_TRIGGER, utc(D1, 11), "R", 10.0, current=10.2, highest=10.5, stop=10.3),
+        stop_event(T.TS_ADD, utc(D1, 12), "R", 11.0),
+        stop_event(T.TS_UPDATE, utc(D2, 9), "R", 11.0, current=11.5, highest=11.5, stop=11.3),
+    ], [D1, D2])  # fmt: skip
+    assert lifetimes(lake) == [("R", "triggered", 3, D1, D1), ("R", "open", 2, D1, D2)]
+
+
+def test_an_add_over_a_lifetime_that_never_ended_leaves_that_row_as_it_stood(tmp_path: Path) -> None:
+    lake = build_silver(tmp_path, [
+        stop_event(T.TS_ADD, utc(D1, 9), "L", 10.0),  # its end was lost
+        stop_event(T.TS_ADD, utc(D2, 9), "L", 12.0),
+        stop_event(T.TS_REMOVE, utc(D2, 10), "L", 12.0),
+    ], [D1, D2])  # fmt: skip
+    assert lifetimes(lake) == [("L", "open", 1, D1, D1), ("L", "removed", 2, D2, D2)]
+
+
+def test_an_event_long_after_its_lifetime_ended_begins_a_lifetime_of_its_own(tmp_path: Path) -> None:
+    late = D2 + timedelta(days=stops.CLOSED_RETENTION_DAYS + 1)  # the retention runs from its last event, on D2
+    days = [D1 + timedelta(days=i) for i in range((late - D1).days + 1)]
+    lake = build_silver(tmp_path, [
+        stop_event(T.TS_ADD, utc(D1, 9), "Q", 10.0),
+        stop_event(T.TS_REMOVE, utc(D1, 10), "Q", 10.0),
+        stop_event(T.TS_REMOVE, utc(D2, 10), "Q", 10.0),  # within the retention: the same lifetime
+        stop_event(T.TS_REMOVE, utc(late, 10), "Q", 10.0),  # after it: an orphan
+    ], days)  # fmt: skip
+    assert lifetimes(lake) == [("Q", "removed", 3, D1, D2), ("Q", "removed", 1, late, late)]

@@ -9,29 +9,26 @@ began), so a check costs what the run cost. Names are constants shared by the sp
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Final
 
 import dagster as dg
 import polars as pl
 
 from risk_pipeline.defs.constants import asset_key
-from risk_pipeline.defs.gold.carry import ORDER_COLUMNS, read_state_before
+from risk_pipeline.defs.gold.carry import read_state_before
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
+from risk_pipeline.defs.gold.trailing_stop_outcomes import EVENT_TYPES as TS_EVENT_TYPES
+from risk_pipeline.defs.gold.trailing_stop_outcomes import SCHEMA as TS_SCHEMA
+from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
 from risk_pipeline.defs.gold.trailing_stop_outcomes import (
-    CLOSED_RETENTION_DAYS,
-    OPEN,
-    REMOVED,
     TRAILING_STOP_OUTCOMES,
     TRAILING_STOP_STATE,
     TRIGGERED,
 )
-from risk_pipeline.defs.gold.trailing_stop_outcomes import EVENT_TYPES as TS_EVENT_TYPES
-from risk_pipeline.defs.gold.trailing_stop_outcomes import SCHEMA as TS_SCHEMA
-from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
 from risk_pipeline.defs.silver.schema import SILVER
-from risk_pipeline.lake import DAY_COLUMN, Lake, polars_types, sql_date, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date, sql_string
 from risk_runtime.events import RiskEventType
 
 TRANSITIONS_VALID: Final = "every_transition_valid"
@@ -41,7 +38,6 @@ OUTCOMES_RECONCILE: Final = "triggers_reconcile_with_silver"
 STOP_LIFETIMES_COMPLETE: Final = "one_row_per_stop_lifetime"
 REJECTIONS_RECONCILE: Final = "rejections_reconcile_with_silver"
 
-TS_SCHEMA_TYPES: Final = polars_types(TS_SCHEMA)
 CB_KEY: Final = asset_key(CIRCUIT_BREAKER_TRANSITIONS)
 TS_KEY: Final = asset_key(TRAILING_STOP_OUTCOMES)
 PL_KEY: Final = asset_key(LIMIT_REJECTION_STATS)
@@ -147,80 +143,36 @@ def transitions_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheck
     ]
 
 
-_LIFETIME_FACTS: Final = ["execution_id", "lifetime_id", "n_events", "n_updates", "outcome", "last_event_date"]
-_CARRIED: Final = ["execution_id", "lifetime_id", "began_on", "n_events", "n_updates", "triggered_at", "removed_at",
-                   "last_event_date"]  # fmt: skip
+_CARRIED: Final = ["execution_id", "lifetime_id", "began_on", "n_events", "n_updates"]
 
 
-def _expected_lifetimes(events: pl.DataFrame, carried: pl.DataFrame) -> pl.DataFrame:
-    """The lifetimes ``events`` (the range's stop events) touch, with counts and outcome as of the range's end.
+def _silver_stops(lake: Lake, start: date, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Silver's stop events of ``[start, end)``: counted per ``execution_id``, and the TS_ADDs' ids.
 
-    Written apart from the builder, from the rules in :mod:`.trailing_stop_outcomes`: day by day, a
-    TS_ADD begins a lifetime, and so does an id's first event when it has no current lifetime -- none
-    carried, or one that ended more than the retention before. ``carried`` is the state before the range.
+    One aggregating scan pruned to those partitions (streamed: it never holds the range's events), then
+    the adds alone -- a fraction of the events. Neither depends on how the builder folded them.
     """
-    retention = timedelta(days=CLOSED_RETENTION_DAYS)
-    current = carried.select(
-        "execution_id",
-        "lifetime_id",
-        "n_events",
-        "n_updates",
-        pl.col("triggered_at").is_not_null().alias("triggered"),
-        pl.col("removed_at").is_not_null().alias("removed"),
-        "last_event_date",
+    in_range = pl.col(DAY_COLUMN).is_between(start, end, closed="left") & pl.col("execution_id").is_not_null()
+    if not lake.exists(SILVER):
+        empty = {"execution_id": pl.String}
+        counts = pl.DataFrame(schema={**empty, "n_events": pl.Int64, "n_updates": pl.Int64, "n_triggers": pl.Int64})
+        return counts, pl.DataFrame(schema={**empty, "lifetime_id": pl.String})
+    events = pl.scan_delta(lake.table(SILVER)).filter(in_range & pl.col("event_type").is_in(TS_EVENT_TYPES))
+    counts = (
+        events.group_by("execution_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_events"),
+            (pl.col("event_type") == RiskEventType.TS_UPDATE.value).sum().cast(pl.Int64).alias("n_updates"),
+            (pl.col("event_type") == RiskEventType.TS_TRIGGER.value).sum().cast(pl.Int64).alias("n_triggers"),
+        )
+        .collect(engine="streaming")
     )
-    folded: list[pl.DataFrame] = []
-    for (day,), ev in events.sort([DAY_COLUMN, *ORDER_COLUMNS]).partition_by(DAY_COLUMN, as_dict=True).items():
-        alive = (~pl.col("triggered") & ~pl.col("removed")) | (pl.lit(day) - pl.col("last_event_date") <= retention)
-        live = current.filter(alive).select("execution_id", pl.col("lifetime_id").alias("_carried"))
-        first_of_id = pl.int_range(pl.len()).over("execution_id") == 0
-        begins = (pl.col("event_type") == RiskEventType.TS_ADD.value) | (first_of_id & pl.col("_carried").is_null())
-        day_counts = (
-            ev.join(live, on="execution_id", how="left", maintain_order="left")
-            .with_columns(
-                pl.coalesce(pl.when(begins).then("event_id").forward_fill().over("execution_id"), "_carried").alias(
-                    "lifetime_id"
-                )
-            )
-            .group_by("execution_id", "lifetime_id", maintain_order=True)
-            .agg(
-                pl.len().cast(pl.Int64).alias("d_events"),
-                (pl.col("event_type") == RiskEventType.TS_UPDATE.value).sum().cast(pl.Int64).alias("d_updates"),
-                (pl.col("event_type") == RiskEventType.TS_TRIGGER.value).any().alias("d_triggered"),
-                (pl.col("event_type") == RiskEventType.TS_REMOVE.value).any().alias("d_removed"),
-            )
-        )
-        touched = day_counts.join(current, on=["execution_id", "lifetime_id"], how="left").select(
-            "execution_id",
-            "lifetime_id",
-            (pl.col("n_events").fill_null(0) + pl.col("d_events")).alias("n_events"),
-            (pl.col("n_updates").fill_null(0) + pl.col("d_updates")).alias("n_updates"),
-            (pl.col("triggered").fill_null(False) | pl.col("d_triggered")).alias("triggered"),
-            (pl.col("removed").fill_null(False) | pl.col("d_removed")).alias("removed"),
-            pl.lit(day).alias("last_event_date"),
-        )
-        folded.append(touched)
-        latest = touched.group_by("execution_id", maintain_order=True).last()
-        current = pl.concat([current.join(latest, on="execution_id", how="anti"), latest], how="vertical_relaxed")
-    if not folded:
-        return pl.DataFrame(schema={c: TS_SCHEMA_TYPES[c] for c in _LIFETIME_FACTS})
-    return (
-        pl.concat(folded, how="vertical_relaxed")
-        .unique(subset=["execution_id", "lifetime_id"], keep="last", maintain_order=True)
-        .select(
-            "execution_id",
-            "lifetime_id",
-            "n_events",
-            "n_updates",
-            pl.when("triggered")
-            .then(pl.lit(TRIGGERED))
-            .when("removed")
-            .then(pl.lit(REMOVED))
-            .otherwise(pl.lit(OPEN))
-            .alias("outcome"),
-            "last_event_date",
-        )
+    adds = (
+        events.filter(pl.col("event_type") == RiskEventType.TS_ADD.value)
+        .select("execution_id", pl.col("event_id").alias("lifetime_id"))
+        .collect()
     )
+    return counts, adds
 
 
 def _lifetime_rows(lake: Lake, start: date, end: date, carried: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
@@ -238,58 +190,69 @@ def _lifetime_rows(lake: Lake, start: date, end: date, carried: pl.DataFrame, id
 def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
     """The trailing-stop checks of the days ``[start, end)``, evaluated right after they were built.
 
-    Reads silver's stop events of those days, the carried state from before them, and the gold rows those
-    events can touch: partitions ``[start, end)`` plus the partitions where the carried lifetimes of the
-    same ids began -- never the whole table, so a check costs what the run cost.
+    Reads silver's stop events of those days (counted per ``execution_id`` in one streamed scan, plus the
+    TS_ADDs), the carried state from before them, and the gold rows those events can touch: partitions
+    ``[start, end)`` plus the partitions where the carried lifetimes of the same ids began -- never the
+    whole table, so a check costs what the run cost.
+
+    ``one_row_per_stop_lifetime`` fails on a lifetime begun by a TS_ADD of these days without its row, an
+    id with events here but no row that took them, a row here of an id with no event here, a key twice,
+    or counts that differ: per id, what its rows gained over the days (``n_events``, ``n_updates`` minus
+    the carried lifetime's) equals its events in silver. An id's lifetimes of the range are counted
+    together (a reused id: the sum of its rows), which a deletion or a blend cannot balance: a blended-in
+    lifetime's add has no row. Rows that days after the range also updated (a rebuild of older days kept
+    them) are checked by those days' runs.
     """
-    kinds = ", ".join(sql_string(kind) for kind in TS_EVENT_TYPES)
-    events = lake.read_days(
-        SILVER,
-        start,
-        end,
-        columns=["event_id", "event_type", "execution_id", *ORDER_COLUMNS, DAY_COLUMN],
-        where=f"event_type IN ({kinds}) AND execution_id IS NOT NULL",
-    )
+    counts, adds = _silver_stops(lake, start, end)
     carried, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
     carried = carried.select(_CARRIED)
-    ids = events.select("execution_id").unique()
+    ids = counts.select("execution_id")
     rows = _lifetime_rows(lake, start, end, carried, ids)
-    expected = _expected_lifetimes(events, carried) if events.height else None
 
     key = ["execution_id", "lifetime_id"]
-    problems: dict[str, pl.DataFrame] = {}
-    duplicated = rows.filter(pl.struct(key).is_duplicated()).unique(subset=key)
-    problems["duplicated"] = duplicated.select(key)
     seen = rows.unique(subset=key, keep="first")
-    if expected is None:
-        expected = pl.DataFrame(schema={c: seen.schema[c] for c in _LIFETIME_FACTS})
-    problems["missing"] = expected.join(seen, on=key, how="anti").select(key)
     in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
-    touched = (pl.col("last_event_date") >= start) & (pl.col("last_event_date") < end)
-    problems["extra"] = seen.filter(in_range | touched).join(expected, on=key, how="anti").select(key)
-    # Rows that later days also updated (kept by a rebuild of older days) are checked by those days' runs.
-    compared = expected.join(seen.filter(pl.col("last_event_date") < end), on=key, how="inner", suffix="_gold")
-    differs = pl.any_horizontal(pl.col(c).ne_missing(pl.col(f"{c}_gold")) for c in _LIFETIME_FACTS if c not in key)
-    problems["mismatched"] = compared.filter(differs).select(key)
+    touched = seen.filter(in_range | (pl.col("last_event_date") >= start))  # rows these days' events can reach
+    gained = (
+        touched.join(carried, on=key, how="left", suffix="_carried")
+        .group_by("execution_id")
+        .agg(
+            (pl.col("n_events") - pl.col("n_events_carried").fill_null(0)).sum().alias("n_events"),
+            (pl.col("n_updates") - pl.col("n_updates_carried").fill_null(0)).sum().alias("n_updates"),
+            (pl.col("last_event_date") >= end).any().alias("_later"),
+        )
+    )
+    compared = counts.join(gained.filter(~pl.col("_later")), on="execution_id", how="inner", suffix="_gold")
+    problems = {
+        "missing": pl.concat(
+            [
+                adds.join(seen, on=key, how="anti").select("execution_id"),
+                counts.join(gained, on="execution_id", how="anti").select("execution_id"),
+            ]
+        ).unique(maintain_order=True),
+        "extra": touched.filter(in_range).join(counts, on="execution_id", how="anti").select("execution_id"),
+        "duplicated": rows.filter(pl.struct(key).is_duplicated()).select("execution_id").unique(maintain_order=True),
+        "mismatched": compared.filter(
+            (pl.col("n_events") != pl.col("n_events_gold")) | (pl.col("n_updates") != pl.col("n_updates_gold"))
+        ).select("execution_id"),
+    }
 
     triggered = seen.filter(pl.col("outcome") == TRIGGERED)
     above = triggered.filter(pl.col("stop_premium") > pl.col("highest_premium"))
     triggers_in_range = triggered.filter(
         (pl.col("triggered_at").dt.date() >= start) & (pl.col("triggered_at").dt.date() < end)
     )
-    silver_triggers = events.filter(pl.col("event_type") == RiskEventType.TS_TRIGGER.value).height
-    examples = [
-        f"{row['execution_id']}: {kind}" for kind, frame in problems.items() for row in frame.head(10).to_dicts()
-    ][:10]
+    silver_triggers = int(counts.get_column("n_triggers").sum())
+    examples = [f"{i}: {kind}" for kind, frame in problems.items() for i in frame.get_column("execution_id").head(10)]
     return [
         dg.AssetCheckResult(
             check_name=STOP_LIFETIMES_COMPLETE,
             asset_key=TS_KEY,
             passed=all(frame.is_empty() for frame in problems.values()),
             metadata={
-                "lifetimes_in_silver": expected.height,
+                "stops_in_silver": counts.height,
                 **{kind: frame.height for kind, frame in problems.items()},
-                "examples": examples,
+                "examples": examples[:10],
             },
         ),
         dg.AssetCheckResult(

@@ -201,26 +201,46 @@ def _is(kind: RiskEventType) -> pl.Expr:
     return pl.col("event_type") == kind.value
 
 
-def lifetime_of_events(events: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
-    """``events`` (one day, in event order, with an ``execution_id``) with the lifetime each belongs to.
+def _by_lifetime(events: pl.DataFrame, current: pl.DataFrame, aggregations: list[pl.Expr]) -> pl.DataFrame:
+    """``aggregations`` of ``events`` (one day, in event order, with an ``execution_id``) per lifetime.
 
-    ``current`` holds each id's current lifetime (``execution_id, lifetime_id``) from before the day.
-    Adds ``lifetime_id`` and ``_segment`` (0: the carried lifetime, then 1, 2, ... per lifetime begun
-    today): a TS_ADD begins a lifetime, and so does an id's first event when no lifetime is carried.
+    ``current`` holds each id's current lifetime (``execution_id, lifetime_id``) from before the day. A
+    TS_ADD begins a lifetime, and so does an id's first event when no lifetime is carried; every other
+    event belongs to the lifetime of the event before it. Almost every id has at most one lifetime a day,
+    begun (if at all) by its first event: those are grouped by ``execution_id`` alone, as cheap as before
+    lifetimes existed. Only the ids with a lifetime beginning after their first event of the day are
+    split into segments (a running count of beginnings, per id). Groups come out in each id's event
+    order, so an id's last group is its latest lifetime.
     """
     carried = current.select("execution_id", pl.col("lifetime_id").alias("_carried"))
-    first_of_id = pl.int_range(pl.len()).over("execution_id") == 0
-    begins = _is(RiskEventType.TS_ADD) | (first_of_id & pl.col("_carried").is_null())
-    return (
-        events.join(carried, on="execution_id", how="left", maintain_order="left")
-        .with_columns(begins.alias("_begins"))
-        .with_columns(
-            pl.col("_begins").cast(pl.Int64).cum_sum().over("execution_id").alias("_segment"),
-            pl.when("_begins").then("event_id").otherwise(None).forward_fill().over("execution_id").alias("_begun"),
-        )
-        .with_columns(pl.coalesce("_begun", "_carried").alias("lifetime_id"))
-        .drop("_carried", "_begins", "_begun")
+    first = pl.col("execution_id").is_first_distinct()
+    marked = events.join(carried, on="execution_id", how="left", maintain_order="left").with_columns(
+        (_is(RiskEventType.TS_ADD) | (first & pl.col("_carried").is_null())).alias("_begins"), first.alias("_first")
     )
+    keys = [
+        *aggregations,
+        pl.col("_begins").first().alias("_begun"),
+        pl.col("event_id").first().alias("_begun_by"),
+        pl.col("_carried").first(),
+    ]
+    split = marked.filter(pl.col("_begins") & ~pl.col("_first")).get_column("execution_id").unique()
+    if split.is_empty():
+        groups = marked.group_by("execution_id", maintain_order=True).agg(keys)
+    else:
+        several = pl.col("execution_id").is_in(split.implode())
+        segment = pl.col("_begins").cast(pl.Int64).cum_sum().over("execution_id").alias("_segment")
+        groups = pl.concat(
+            [
+                marked.filter(~several).group_by("execution_id", maintain_order=True).agg(keys),
+                marked.filter(several)
+                .with_columns(segment)
+                .group_by("execution_id", "_segment", maintain_order=True)
+                .agg(keys)
+                .drop("_segment"),
+            ]
+        )
+    lifetime = pl.when("_begun").then("_begun_by").otherwise("_carried").alias("lifetime_id")
+    return groups.with_columns(lifetime).drop("_begun", "_begun_by", "_carried")
 
 
 def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -236,11 +256,10 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
     absent = [pl.lit(None, dtype).alias(c) for c, dtype in _EVENT_CONTRACT_TYPES.items() if c not in events.columns]
     if absent:  # events shaped before schema version 2: their stops have no contract
         events = events.with_columns(absent)
-    daily = (
-        lifetime_of_events(events.filter(pl.col("execution_id").is_not_null()), state)
-        .group_by(KEY, maintain_order=True)
-        .agg(
-            pl.col("_segment").first(),
+    daily = _by_lifetime(
+        events.filter(pl.col("execution_id").is_not_null()),
+        state,
+        [
             pl.col("symbol").drop_nulls().last().alias("d_symbol"),
             *(pl.col(c).drop_nulls().first().alias(f"d_{c}") for c in _CONTRACT_FROM_EVENTS),
             pl.col("option_delta").drop_nulls().first().alias("d_entry_option_delta"),
@@ -256,7 +275,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
             pl.col("timestamp").filter(remove).first().alias("d_removed_at"),
             _is(RiskEventType.TS_UPDATE).sum().cast(pl.Int64).alias("d_n_updates"),
             pl.len().cast(pl.Int64).alias("d_n_events"),
-        )
+        ],
     )
     earlier_trigger = pl.col("triggered_at").is_not_null()
     touched = (
@@ -279,9 +298,9 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
             (pl.col("n_events").fill_null(0) + pl.col("d_n_events")).alias("n_events"),
             pl.lit(day).alias("last_event_date"),
         )
-        .select([*_FOLDED_NAMES, "_segment"])
+        .select(_FOLDED_NAMES)
     )
-    latest = touched.filter(pl.col("_segment") == pl.col("_segment").max().over("execution_id")).drop("_segment")
+    latest = touched.filter(pl.col("execution_id").is_last_distinct())  # groups are in each id's event order
     untouched = state.join(latest, on="execution_id", how="anti")
     horizon = day - timedelta(days=CLOSED_RETENTION_DAYS)
     still_open = pl.col("triggered_at").is_null() & pl.col("removed_at").is_null()
@@ -290,7 +309,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
         .filter(still_open | (pl.col("last_event_date") > horizon))
         .sort("execution_id")
     )
-    return touched.drop("_segment"), new_state
+    return touched, new_state
 
 
 def outcome_rows(folded: pl.DataFrame) -> pl.DataFrame:

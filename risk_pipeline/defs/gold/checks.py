@@ -1,10 +1,11 @@
 """The gold tables' asset checks: each gold table must be valid on its own terms and add up to silver.
 
-Completeness is checked row by row, not by totals that a deletion and a duplicate would balance: every
-silver state change has exactly one transition row (by ``event_id``), and every stop lifetime silver's
-events make has exactly one outcome row whose counts and outcome match those events. Each check reads
-only the days a run materialised (plus, for stops, the partitions where the lifetimes those days touch
-began), so a check costs what the run cost. Names are constants shared by the specs and the results.
+Completeness is checked by key, not by totals that a deletion and a duplicate would balance: every
+silver state change has exactly one transition row (by ``event_id``); every TS_ADD has the one outcome
+row its lifetime began, and each stop's rows gained exactly the events and ratchets silver holds for
+it. Each check reads only the days a run materialised (plus, for stops, the partitions where the
+lifetimes those days touch began), so a check costs what the run cost. Names are constants shared by
+the specs and the results.
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ TRAILING_STOP_CHECKS: Final = [
         STOP_LIFETIMES_COMPLETE,
         asset=TS_KEY,
         blocking=True,
-        description="Every stop lifetime the materialised days' silver events touch has exactly one row (by "
-        "execution_id, lifetime_id), whose n_events, n_updates, outcome and last_event_date match those events; "
-        "no row claims events silver does not have.",
+        description="Every stop lifetime the materialised days touch has exactly one row: each TS_ADD has the row "
+        "its lifetime began (execution_id, lifetime_id), no key is there twice, and what each stop's rows gained "
+        "over those days (n_events, n_updates) equals its events in silver.",
     ),
     dg.AssetCheckSpec(
         OUTCOMES_RECONCILE,

@@ -87,8 +87,9 @@ def trailing_stop_profit(lake: Lake, execution_id: str | None = None) -> pl.Data
 
     ``profit_locked`` = stop premium at the trigger - entry premium, as in the guide; the realised
     P&L (at the exit premium) and the giveback from the peak sit beside it. Stops that were removed
-    or are still open locked nothing and are not listed. The table is partitioned by a stop's last
-    event day, not by execution, so a lookup by ``execution_id`` is pushed down as a filter.
+    or are still open locked nothing and are not listed. An ``execution_id`` added again after its stop
+    ended has one row per lifetime, so it can list twice. The table is partitioned by the day each
+    lifetime began, not by execution, so a lookup by ``execution_id`` is pushed down as a filter.
     """
     where = f"outcome = {sql_string(stops.TRIGGERED)}"
     if execution_id is not None:

@@ -159,9 +159,10 @@ EXPECTED_OUTCOMES: Final = [
         "realized_pnl": 0.50,  # 5.50 - 5.00
         "giveback": 0.10,  # 5.60 - 5.50
         "n_updates": 2,  # 23:40 and 00:15
+        "n_events": 5,  # add, activate, two ratchets, trigger
         "duration_seconds": 3000.0,  # D 23:30:00 -> D+1 00:20:00
         "last_event_date": D1,
-        "event_date": D1,
+        "event_date": D,  # the day it was added
     },
     {
         "execution_id": "E2",
@@ -184,9 +185,10 @@ EXPECTED_OUTCOMES: Final = [
         "realized_pnl": None,
         "giveback": None,
         "n_updates": 0,
+        "n_events": 2,  # add, remove
         "duration_seconds": 2340.0,  # D 23:31:00 -> D+1 00:10:00
         "last_event_date": D1,
-        "event_date": D1,
+        "event_date": D,
     },
 ]
 
@@ -248,7 +250,7 @@ ALL_CHECKS: Final = {
     "transitions_reconcile_with_silver",
     "triggered_stop_at_or_below_highest",
     "triggers_reconcile_with_silver",
-    "one_row_per_stop",
+    "one_row_per_stop_lifetime",
     "rejections_reconcile_with_silver",
 }
 
@@ -273,7 +275,10 @@ def test_scripted_scenario_through_logger_and_dagster_gives_hand_computed_gold(s
 
     outcomes = lake.read_all(TRAILING_STOP_OUTCOMES).sort("execution_id").to_dicts()
     assert len(outcomes) == len(EXPECTED_OUTCOMES)
+    adds = silver.filter(pl.col("event_type") == T.TS_ADD.value)
     for row, expected in zip(outcomes, EXPECTED_OUTCOMES, strict=True):
+        (add_id,) = adds.filter(pl.col("execution_id") == row["execution_id"]).get_column("event_id").to_list()
+        assert row.pop("lifetime_id") == add_id  # each lifetime is keyed by the event that began it
         assert_row(row, expected, row["execution_id"])
 
     stats = lake.read_all(LIMIT_REJECTION_STATS).sort("event_date", "limit_type")
@@ -547,8 +552,8 @@ def test_rerunning_a_day_and_a_range_leaves_other_days_unchanged(
     }
     after = snapshot(lake, R)
     after_without_run = snapshot(lake, R, drop=RUN_COLUMNS)
-    # S2 was added on day 2 and removed on day 4, which this range does not re-run: its day-4 row supersedes
-    # day 2's view of it, so the re-run leaves it out of day 2 and the table keeps one row per stop.
+    # S2 was added on day 2 and removed on day 4, which this range does not re-run: its facts as of day 3 are
+    # unchanged, so the row day 4 brought up to date is kept, in day 2's partition, and is the only one.
     outcomes = lake.read_all(TRAILING_STOP_OUTCOMES)
     assert outcomes.get_column("execution_id").is_duplicated().sum() == 0
     for (table, day), frame in before.items():
@@ -556,7 +561,7 @@ def test_rerunning_a_day_and_a_range_leaves_other_days_unchanged(
             assert_same(frame, after[table, day], f"{table} {day}")
         else:
             assert_same(before_without_run[table, day], after_without_run[table, day], f"{table} {day}")
-    removed = after[str(TRAILING_STOP_OUTCOMES), R[3]].filter(pl.col("execution_id") == "S2")
+    removed = after[str(TRAILING_STOP_OUTCOMES), R[1]].filter(pl.col("execution_id") == "S2")
     assert removed.select("outcome").rows() == [("removed",)]
     quarantined = lake.read_all(QUARANTINE)
     run_of = dict(zip(quarantined["event_date"].to_list(), quarantined["run_id"].to_list(), strict=True))

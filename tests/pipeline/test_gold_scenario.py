@@ -19,7 +19,7 @@ from risk_pipeline.defs.gold import circuit_breaker_transitions as cb
 from risk_pipeline.defs.gold import limit_rejection_stats as limits
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
 from risk_pipeline.defs.gold.carry import DayBatch, GoldResult, read_state_before, state_partition
-from risk_pipeline.defs.gold.checks import outcomes_checks
+from risk_pipeline.defs.gold.checks import STOP_LIFETIMES_COMPLETE, outcomes_checks
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
 from risk_pipeline.lake import Lake, TableRef
 from risk_runtime.encoding import events_to_bronze
@@ -178,41 +178,53 @@ def test_rerunning_day_two_is_idempotent(lake: Lake, name: str) -> None:
     build, refs = BUILDERS[name]
     first = build(lake, D1, D3)
     day1_files = {ref: partition_bytes(lake, ref, D1) for ref in refs}
-    day2_rows = {ref: content(lake, ref).filter(pl.col("event_date") == D2) for ref in refs}
+    day_rows = {(ref, d): content(lake, ref).filter(pl.col("event_date") == d) for ref in refs for d in (D1, D2)}
 
     again = build(lake, D2, D3)
 
     assert again.per_day[D2] == first.per_day[D2]
     for ref in refs:
-        assert partition_bytes(lake, ref, D1) == day1_files[ref], f"{ref}: day 1 files changed"
-        assert content(lake, ref).filter(pl.col("event_date") == D2).equals(day2_rows[ref]), ref
+        if ref != stops.TRAILING_STOP_OUTCOMES:  # whose day-1 rows day 2 updates in place (to the same values)
+            assert partition_bytes(lake, ref, D1) == day1_files[ref], f"{ref}: day 1 files changed"
+        for d in (D1, D2):
+            assert content(lake, ref).filter(pl.col("event_date") == d).equals(day_rows[ref, d]), (ref, d)
 
 
-def test_rerunning_an_older_day_keeps_one_row_per_stop(lake: Lake) -> None:
-    """Re-running D1 after D2 leaves out stops whose row lives in D2: the later row supersedes them."""
+def test_rerunning_an_older_day_keeps_the_rows_later_days_made(lake: Lake) -> None:
+    """Re-running D1 after D2: D1's facts come out unchanged, so the rows D2 brought up to date are kept."""
     build_all(lake)
     before = content(lake, stops.TRAILING_STOP_OUTCOMES)
     stops.build_days(lake, D1, D2)
-    after = content(lake, stops.TRAILING_STOP_OUTCOMES)
-    assert after["execution_id"].to_list().count("ex-trig") == 1  # its D2 row, not a stale D1 copy
-    assert after.equals(before)
+    assert content(lake, stops.TRAILING_STOP_OUTCOMES).equals(before)
     stops.build_days(lake, D2, D3)
     assert content(lake, stops.TRAILING_STOP_OUTCOMES).equals(before)
 
 
-def test_a_stale_copy_where_a_stop_lived_before_fails_one_row_per_stop(lake: Lake) -> None:
-    """ex-trig moved from D1 to D2; a copy left in D1 (a crash between write and delete) blocks D2."""
+def test_rerunning_an_older_day_whose_facts_changed_shows_its_rows_as_of_that_day(lake: Lake) -> None:
+    """D1 loses ex-trig's ratchet: its row is as of D1 until D2 is rebuilt, then as of D2 again."""
+    build_all(lake)
+    ratchet = at(D1, 16)
+    write_silver(lake, [e for e in scenario_events() if e.timestamp.date() == D1 and e.timestamp != ratchet], D1, D2)
+    stops.build_days(lake, D1, D2)
+    rows = content(lake, stops.TRAILING_STOP_OUTCOMES).filter(pl.col("execution_id") == "ex-trig")
+    assert rows.select("outcome", "n_updates", "last_event_date", "event_date").rows() == [("open", 0, D1, D1)]
+    stops.build_days(lake, D2, D3)
+    rows = content(lake, stops.TRAILING_STOP_OUTCOMES).filter(pl.col("execution_id") == "ex-trig")
+    assert rows.select("outcome", "n_updates", "last_event_date", "event_date").rows() == [("triggered", 1, D2, D1)]
+    assert all(r.passed for r in outcomes_checks(lake, D2, D3))
+
+
+def test_a_copy_of_a_lifetime_in_another_partition_fails_one_row_per_stop_lifetime(lake: Lake) -> None:
+    """A stale copy of ex-trig's row (added D1) in D2's partition: the check of D2 finds it twice."""
     build_all(lake)
     ts = stops.TRAILING_STOP_OUTCOMES
-    moved = lake.read_days(ts, D2, D3, where="execution_id = 'ex-trig'").with_columns(pl.lit(D1).alias("event_date"))
-    lake.replace_days(ts, pl.concat([lake.read_days(ts, D1, D2), moved]), D1, D2, schema=stops.SCHEMA)
+    copy = lake.read_days(ts, D1, D2, where="execution_id = 'ex-trig'").with_columns(pl.lit(D2).alias("event_date"))
+    lake.replace_days(ts, pl.concat([lake.read_days(ts, D2, D3), copy]), D2, D3, schema=stops.SCHEMA)
 
     results = {r.check_name: r for r in outcomes_checks(lake, D2, D3)}
 
-    assert not results["one_row_per_stop"].passed
-    assert results["one_row_per_stop"].metadata["examples"].value == ["ex-trig"]
-    day_one = {r.check_name: r.passed for r in outcomes_checks(lake, D1, D2)}
-    assert day_one["one_row_per_stop"] is False  # checking D1 finds the same copy, from the other side
+    assert not results[STOP_LIFETIMES_COMPLETE].passed
+    assert results[STOP_LIFETIMES_COMPLETE].metadata["examples"].value == ["ex-trig: duplicated"]
 
 
 def test_a_day_without_events_still_carries_the_state(lake: Lake) -> None:

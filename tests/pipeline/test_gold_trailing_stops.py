@@ -34,8 +34,9 @@ def test_a_stop_added_on_day_one_triggers_on_day_two(lake: Lake) -> None:
     assert trig["realized_pnl"] == 7.5  # exit 107.5 - entry 100
     assert trig["giveback"] == 2.5  # highest 110 - exit 107.5
     assert trig["n_updates"] == 2  # one ratchet on each day
+    assert trig["n_events"] == 5
     assert trig["duration_seconds"] == 25 * 3600.0  # day 1 14:00 -> day 2 15:00
-    assert trig["last_event_date"] == trig["event_date"] == D2
+    assert (trig["last_event_date"], trig["event_date"]) == (D2, D1)  # its row stays where it was added
 
 
 def test_removed_open_and_orphan_stops(lake: Lake) -> None:
@@ -56,30 +57,30 @@ def test_removed_open_and_orphan_stops(lake: Lake) -> None:
     )
     assert (still_open["highest_premium"], still_open["stop_premium"], still_open["n_updates"]) == (22.0, 21.5, 1)
     assert still_open["duration_seconds"] is None and still_open["profit_locked"] is None
-    assert still_open["event_date"] == D2
+    assert (still_open["event_date"], still_open["last_event_date"]) == (D1, D2)
 
     orphan = rows["ex-orphan"]  # its TS_ADD was lost: unknowns stay null, the rest is kept
     assert (orphan["outcome"], orphan["added_at"], orphan["entry_premium"]) == ("open", None, 30.0)
     assert (orphan["symbol"], orphan["highest_premium"], orphan["n_updates"]) == ("DIA", 31.0, 1)
+    assert orphan["event_date"] == D2  # its lifetime began with the first event seen
 
 
-def test_a_stop_moves_to_the_partition_of_its_last_event(lake: Lake) -> None:
+def test_a_stop_keeps_its_row_in_the_partition_of_its_add(lake: Lake) -> None:
     first = stops.build_days(lake, D1, D2)
     assert first.per_day == {D1: 3}
-    assert sorted(lake.read_days(stops.TRAILING_STOP_OUTCOMES, D1, D2)["execution_id"]) == [
-        "ex-open",
-        "ex-rm",
-        "ex-trig",
-    ]
+    day_one = lake.read_days(stops.TRAILING_STOP_OUTCOMES, D1, D2).sort("execution_id")
+    assert day_one.select("execution_id", "outcome").rows() == [("ex-open", "open"), ("ex-rm", "removed"),
+                                                                 ("ex-trig", "open")]  # fmt: skip
 
     second = stops.build_days(lake, D2, D3)
-    assert second.per_day == {D2: 3} and second.carried_from == D1
-    assert lake.read_days(stops.TRAILING_STOP_OUTCOMES, D1, D2)["execution_id"].to_list() == ["ex-rm"]
-    assert sorted(lake.read_days(stops.TRAILING_STOP_OUTCOMES, D2, D3)["execution_id"]) == [
-        "ex-open",
-        "ex-orphan",
-        "ex-trig",
-    ]
+    assert second.per_day == {D2: 1} and second.carried_from == D1  # only ex-orphan began on D2
+    day_one = lake.read_days(stops.TRAILING_STOP_OUTCOMES, D1, D2).sort("execution_id")
+    assert day_one.select("execution_id", "outcome", "last_event_date").rows() == [
+        ("ex-open", "open", D2),
+        ("ex-rm", "removed", D1),
+        ("ex-trig", "triggered", D2),
+    ]  # updated in place by day 2
+    assert lake.read_days(stops.TRAILING_STOP_OUTCOMES, D2, D3)["execution_id"].to_list() == ["ex-orphan"]
     assert second.state_rows == {D2: 4}  # two open, two closed within the retention
 
 
@@ -87,7 +88,8 @@ def test_a_late_removal_after_the_trigger_lands_on_the_same_row(lake: Lake) -> N
     write_silver(lake, [_ts(T.TS_REMOVE, at(D3, 0, 5), "ex-trig", "SPY", 100.0, current=107.0)], D3, D4)
     stops.build_days(lake, D1, D4)
     trig = _by_id(lake)["ex-trig"]
-    assert (trig["outcome"], trig["removed_at"], trig["event_date"]) == ("triggered", at(D3, 0, 5), D3)
+    assert (trig["outcome"], trig["removed_at"], trig["event_date"]) == ("triggered", at(D3, 0, 5), D1)
+    assert (trig["last_event_date"], trig["n_events"]) == (D3, 6)
     assert trig["duration_seconds"] == 25 * 3600.0 and trig["exit_premium"] == 107.5
 
 
@@ -101,7 +103,8 @@ def test_closed_stops_leave_the_state_after_the_retention() -> None:
         pl.lit(0, pl.Int64).alias("n_updates"),
     )
     state = pl.concat([state, closed], how="diagonal_relaxed").select(state.columns)
-    no_events = pl.DataFrame(schema={"event_type": pl.String, "execution_id": pl.String, "symbol": pl.String,
+    no_events = pl.DataFrame(schema={"event_id": pl.String, "event_type": pl.String, "execution_id": pl.String,
+                                     "symbol": pl.String,
                                      "timestamp": pl.Datetime("us", "UTC"), "entry_premium": pl.Float64,
                                      "current_premium": pl.Float64, "highest_premium": pl.Float64,
                                      "stop_premium": pl.Float64})  # fmt: skip

@@ -59,7 +59,7 @@ def test_day_two_builds_on_state_and_tables_from_before_the_upgrade(tmp_path: Pa
     rows_by_id = {r["execution_id"]: r for r in lake.read_all(stops.TRAILING_STOP_OUTCOMES).to_dicts()}
     assert sorted(rows_by_id) == ["new", "old"]
     old, new = rows_by_id["old"], rows_by_id["new"]
-    assert (old["outcome"], old["added_at"], old["event_date"]) == ("removed", at(D1, 10), D2)
+    assert (old["outcome"], old["added_at"], old["event_date"]) == ("removed", at(D1, 10), D1)  # updated in place
     assert [old[c] for c in GOLD_CONTRACT] == [None] * 5
     assert [new[c] for c in GOLD_CONTRACT] == ["QQQ", "P", 440.0, expiry, -0.4]
     state = lake.read_days(stops.TRAILING_STOP_STATE, D2, D2 + timedelta(days=1), schema=stops.STATE_SCHEMA)

@@ -356,7 +356,7 @@ def test_full_backfill_over_both_versions(evolved: EvolvedLake) -> None:
     assert v2_stop["profit_locked"] == pytest.approx(0.4) and v2_stop["realized_pnl"] == pytest.approx(0.3)
     # Added on one day, removed the next: the entry delta reached the row through the carried state.
     carried = outcome(lake, f"v2{day31}-2")
-    assert (carried["outcome"], carried["event_date"]) == ("removed", V2_DAYS[1])
+    assert (carried["outcome"], carried["event_date"], carried["last_event_date"]) == ("removed", *V2_DAYS[:2])
     assert (carried["option_right"], carried["strike"], carried["entry_option_delta"]) == ("P", 440.0, -0.35)
     # v1 stops, before and across the version boundary: no contract, the same P&L.
     for execution_id in ("v10-1", f"v1{day31}-1"):
@@ -365,9 +365,10 @@ def test_full_backfill_over_both_versions(evolved: EvolvedLake) -> None:
         assert [v1_stop[c] for c in ("option_right", "strike", "expiry", "entry_option_delta")] == [None] * 4
         assert v1_stop["profit_locked"] == pytest.approx(0.4) and v1_stop["realized_pnl"] == pytest.approx(0.3)
     crossing = outcome(lake, f"v1{day31 - 1}-2")  # added by v1 on day 30, removed on day 31
-    assert (crossing["outcome"], crossing["added_at"], crossing["event_date"]) == (
+    assert (crossing["outcome"], crossing["added_at"], crossing["event_date"], crossing["last_event_date"]) == (
         "removed",
         utc(DAYS[day31 - 1], 12),
+        DAYS[day31 - 1],
         V2_DAYS[0],
     )
     open_stops = lake.read_all(TRAILING_STOP_OUTCOMES).filter(pl.col("outcome") == "open")

@@ -41,10 +41,12 @@ from risk_pipeline.defs.silver.assets import partition_days
 from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import Lake, TableRef
 
-GOLD_CODE_VERSION: Final = "2"
+GOLD_CODE_VERSION: Final = "3"
 """Bump when a gold definition changes: the UI then marks its partitions stale.
 
-2: trailing_stop_outcomes gains the stop's option (underlying, option_right, strike, expiry, entry_option_delta)."""
+2: trailing_stop_outcomes gains the stop's option (underlying, option_right, strike, expiry, entry_option_delta).
+3: trailing_stop_outcomes holds one row per stop lifetime (`lifetime_id`, `n_events`), in the partition of the day
+   it began, updated in place; backfill it from the first day."""
 
 FRESHNESS: Final = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 """Yesterday's day lands at 00:30 UTC; a day later than that is a failed pipeline, not a slow one."""
@@ -90,11 +92,12 @@ GOLD_TABLES: Final = (
     GoldTable(
         trailing_stop_outcomes,
         trailing_stop_outcomes.TRAILING_STOP_OUTCOMES,
-        "One row per trailing stop (`execution_id`): premiums and times of its add, activation, trigger or removal; "
-        "`outcome` (triggered | removed | open), `profit_locked` = stop - entry at trigger, `realized_pnl` = exit - "
-        "entry, `giveback` = highest - exit, `n_updates`, `duration_seconds`; the option it protected (`underlying`, "
-        "`option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events predate schema version 2). "
-        "Partitioned by the day of the stop's last event.",
+        "One row per trailing-stop lifetime (`execution_id`, `lifetime_id` = the event that began it; an id added "
+        "again after its stop ended is a new lifetime): premiums and times of its add, activation, trigger or "
+        "removal; `outcome` (triggered | removed | open), `profit_locked` = stop - entry at trigger, `realized_pnl` = "
+        "exit - entry, `giveback` = highest - exit, `n_updates`, `n_events`, `duration_seconds`; the option it "
+        "protected (`underlying`, `option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events "
+        "predate schema version 2). Partitioned by the day the lifetime began; later days update the row in place.",
         TRAILING_STOP_CHECKS,
         outcomes_checks,
     ),

@@ -137,10 +137,6 @@ class DayBatch:
         self._frames: dict[date, pl.DataFrame] = {}  # in day order
 
     @property
-    def first_day(self) -> date | None:
-        return next(iter(self._frames), None)
-
-    @property
     def full(self) -> bool:
         return sum(f.height for f in self._frames.values()) >= BATCH_ROWS
 
@@ -151,10 +147,6 @@ class DayBatch:
             raise ValueError(f"{self.ref}: day {day} does not follow {last}")
         self._frames[day] = compact(rows)
         return rows.height
-
-    def drop(self, day: date, keep: pl.Expr) -> None:
-        """Keep only the rows of held day ``day`` that satisfy ``keep`` (a later day superseded the rest)."""
-        self._frames[day] = self._frames[day].filter(keep)
 
     def flush(self) -> None:
         """Replace the held days in the table, in one commit."""

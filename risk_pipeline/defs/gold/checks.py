@@ -1,7 +1,11 @@
 """The gold tables' asset checks: each gold table must be valid on its own terms and add up to silver.
 
-Reconciliation reads only the days a run materialised, from both layers, so a check costs what the
-run cost. Names are constants shared by the specs and the results.
+Completeness is checked by key, not by totals that a deletion and a duplicate would balance: every
+silver state change has exactly one transition row (by ``event_id``); every TS_ADD has the one outcome
+row its lifetime began, and each stop's rows gained exactly the events and ratchets silver holds for
+it. Each check reads only the days a run materialised (plus, for stops, the partitions where the
+lifetimes those days touch began), so a check costs what the run cost. Names are constants shared by
+the specs and the results.
 """
 
 from __future__ import annotations
@@ -16,17 +20,23 @@ from risk_pipeline.defs.constants import asset_key
 from risk_pipeline.defs.gold.carry import read_state_before
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
+from risk_pipeline.defs.gold.trailing_stop_outcomes import EVENT_TYPES as TS_EVENT_TYPES
+from risk_pipeline.defs.gold.trailing_stop_outcomes import SCHEMA as TS_SCHEMA
 from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
-from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE, TRIGGERED
+from risk_pipeline.defs.gold.trailing_stop_outcomes import (
+    TRAILING_STOP_OUTCOMES,
+    TRAILING_STOP_STATE,
+    TRIGGERED,
+)
 from risk_pipeline.defs.silver.schema import SILVER
-from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date
+from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date, sql_string
 from risk_runtime.events import RiskEventType
 
 TRANSITIONS_VALID: Final = "every_transition_valid"
 TRANSITIONS_RECONCILE: Final = "transitions_reconcile_with_silver"
 TRIGGERED_STOP_BELOW_HIGH: Final = "triggered_stop_at_or_below_highest"
 OUTCOMES_RECONCILE: Final = "triggers_reconcile_with_silver"
-ONE_ROW_PER_STOP: Final = "one_row_per_stop"
+STOP_LIFETIMES_COMPLETE: Final = "one_row_per_stop_lifetime"
 REJECTIONS_RECONCILE: Final = "rejections_reconcile_with_silver"
 
 CB_KEY: Final = asset_key(CIRCUIT_BREAKER_TRANSITIONS)
@@ -42,7 +52,8 @@ CIRCUIT_BREAKER_CHECKS: Final = [
     dg.AssetCheckSpec(
         TRANSITIONS_RECONCILE,
         asset=CB_KEY,
-        description="One gold row per circuit_breaker_state_change event in silver, day by day.",
+        description="Exactly one gold row per circuit_breaker_state_change event in silver (matched by event_id), "
+        "and no row without one.",
     ),
 ]
 TRAILING_STOP_CHECKS: Final = [
@@ -52,16 +63,18 @@ TRAILING_STOP_CHECKS: Final = [
         description="Every triggered stop has stop_premium <= highest_premium.",
     ),
     dg.AssetCheckSpec(
-        ONE_ROW_PER_STOP,
+        STOP_LIFETIMES_COMPLETE,
         asset=TS_KEY,
         blocking=True,
-        description="No stop of the materialised days has a second row where it lived before (a stop's row moves "
-        "with its last event; the partitions it can have moved from are read, not the whole table).",
+        description="Every stop lifetime the materialised days touch has exactly one row: each TS_ADD has the row "
+        "its lifetime began (execution_id, lifetime_id), no key is there twice, and what each stop's rows gained "
+        "over those days (n_events, n_updates) equals its events in silver.",
     ),
     dg.AssetCheckSpec(
         OUTCOMES_RECONCILE,
         asset=TS_KEY,
-        description="Triggered outcomes whose trigger fell in the run's days = trailing_stop_trigger events in silver.",
+        description="Triggered outcomes whose trigger fell in the run's days = trailing_stop_trigger events in silver, "
+        "wherever the stops' rows sit.",
     ),
 ]
 LIMIT_CHECKS: Final = [
@@ -84,11 +97,28 @@ def _silver_counts(lake: Lake, start: date, end: date, event_types: list[RiskEve
     )
 
 
+def _examples(ids: pl.Series) -> list[str]:
+    return ids.head(10).to_list()
+
+
 def transitions_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
-    gold = lake.read_days(CIRCUIT_BREAKER_TRANSITIONS, start, end, columns=["source", "timestamp", "is_valid"])
+    """Reads the transitions and silver's state-change events of ``[start, end)``: both are partitioned by
+    the event's own UTC day, so those partitions hold every row the check compares."""
+    gold = lake.read_days(
+        CIRCUIT_BREAKER_TRANSITIONS, start, end, columns=["event_id", "source", "timestamp", "is_valid"]
+    )
     invalid = gold.filter(~pl.col("is_valid")) if gold.height else gold
-    silver = _silver_counts(lake, start, end, [RiskEventType.CB_STATE_CHANGE])
-    expected = int(silver.get_column("n").sum()) if silver.height else 0
+    silver = lake.read_days(
+        SILVER,
+        start,
+        end,
+        columns=["event_id"],
+        where=f"event_type = {sql_string(RiskEventType.CB_STATE_CHANGE.value)}",
+    ).get_column("event_id")
+    rows = gold.get_column("event_id") if gold.height else pl.Series("event_id", [], pl.String)
+    missing = silver.filter(~silver.is_in(rows.implode())).sort()
+    extra = rows.filter(~rows.is_in(silver.implode()) | rows.is_null()).sort()
+    duplicated = rows.filter(rows.is_duplicated()).unique().sort()
     return [
         dg.AssetCheckResult(
             check_name=TRANSITIONS_VALID,
@@ -102,52 +132,129 @@ def transitions_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheck
         dg.AssetCheckResult(
             check_name=TRANSITIONS_RECONCILE,
             asset_key=CB_KEY,
-            passed=gold.height == expected,
-            metadata={"gold_rows": gold.height, "silver_state_changes": expected},
+            passed=missing.is_empty() and extra.is_empty() and duplicated.is_empty(),
+            metadata={
+                "gold_rows": gold.height,
+                "silver_state_changes": silver.len(),
+                "missing_event_ids": _examples(missing),
+                "extra_event_ids": _examples(extra),
+                "duplicated_event_ids": _examples(duplicated),
+            },
         ),
     ]
 
 
-def _repeated_stops(lake: Lake, gold: pl.DataFrame, start: date) -> pl.DataFrame:
-    """``execution_id``s of the range's stops that have a row in another partition too.
+_CARRIED: Final = ["execution_id", "lifetime_id", "began_on", "n_events", "n_updates"]
 
-    A stop's row moves to the partition of its last event, so a run can leave a stale copy only where
-    the stop was before: in the partition the carried state says (its ``last_event_date`` as of the
-    day before the range), or in a later partition when an older day is re-run. Only those partitions
-    are read, so the check costs the same on a year of gold as on a week.
+
+def _silver_stops(lake: Lake, start: date, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Silver's stop events of ``[start, end)``: counted per ``execution_id``, and the TS_ADDs' ids.
+
+    One aggregating scan pruned to those partitions (streamed: it never holds the range's events), then
+    the adds alone -- a fraction of the events. Neither depends on how the builder folded them.
     """
-    if not gold.height:
-        return gold.select("execution_id")
-    state, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
-    touched = gold.select("execution_id").unique()
-    earlier = state.join(touched, on="execution_id", how="semi").get_column("last_event_date").unique().to_list()
-    where = f"{DAY_COLUMN} >= {sql_date(start)}"
-    if earlier:
-        where += f" OR {DAY_COLUMN} IN ({', '.join(sql_date(d) for d in sorted(earlier))})"
-    ids = lake.read_all(TRAILING_STOP_OUTCOMES, columns=["execution_id"], where=where)
-    return ids.filter(pl.col("execution_id").is_duplicated()).join(touched, on="execution_id", how="semi").unique()
+    in_range = pl.col(DAY_COLUMN).is_between(start, end, closed="left") & pl.col("execution_id").is_not_null()
+    if not lake.exists(SILVER):
+        empty = {"execution_id": pl.String}
+        counts = pl.DataFrame(schema={**empty, "n_events": pl.Int64, "n_updates": pl.Int64, "n_triggers": pl.Int64})
+        return counts, pl.DataFrame(schema={**empty, "lifetime_id": pl.String})
+    events = pl.scan_delta(lake.table(SILVER)).filter(in_range & pl.col("event_type").is_in(TS_EVENT_TYPES))
+    counts = (
+        events.group_by("execution_id")
+        .agg(
+            pl.len().cast(pl.Int64).alias("n_events"),
+            (pl.col("event_type") == RiskEventType.TS_UPDATE.value).sum().cast(pl.Int64).alias("n_updates"),
+            (pl.col("event_type") == RiskEventType.TS_TRIGGER.value).sum().cast(pl.Int64).alias("n_triggers"),
+        )
+        .collect(engine="streaming")
+    )
+    adds = (
+        events.filter(pl.col("event_type") == RiskEventType.TS_ADD.value)
+        .select("execution_id", pl.col("event_id").alias("lifetime_id"))
+        .collect()
+    )
+    return counts, adds
+
+
+def _lifetime_rows(lake: Lake, start: date, end: date, carried: pl.DataFrame, ids: pl.DataFrame) -> pl.DataFrame:
+    """The gold rows a range can have written: partitions ``[start, end)`` and the rows of carried lifetimes
+    of the ids with events in the range (in the partitions of the days those lifetimes began)."""
+    where = f"{DAY_COLUMN} >= {sql_date(start)} AND {DAY_COLUMN} < {sql_date(end)}"
+    began = carried.join(ids, on="execution_id", how="semi").get_column("began_on").drop_nulls().unique().sort()
+    if began.len():
+        where = f"({where}) OR {DAY_COLUMN} IN ({', '.join(sql_date(d) for d in began.to_list())})"
+    rows = lake.read_all(TRAILING_STOP_OUTCOMES, schema=TS_SCHEMA, where=where)
+    in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
+    return rows.filter(in_range | pl.col("execution_id").is_in(ids.get_column("execution_id").implode()))
 
 
 def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
-    gold = lake.read_days(TRAILING_STOP_OUTCOMES, start, end)
-    triggered = gold.filter(pl.col("outcome") == TRIGGERED) if gold.height else gold
-    above = triggered.filter(pl.col("stop_premium") > pl.col("highest_premium")) if triggered.height else triggered
-    in_range = (
-        triggered.filter((pl.col("triggered_at").dt.date() >= start) & (pl.col("triggered_at").dt.date() < end))
-        if triggered.height
-        else triggered
+    """The trailing-stop checks of the days ``[start, end)``, evaluated right after they were built.
+
+    Reads silver's stop events of those days (counted per ``execution_id`` in one streamed scan, plus the
+    TS_ADDs), the carried state from before them, and the gold rows those events can touch: partitions
+    ``[start, end)`` plus the partitions where the carried lifetimes of the same ids began -- never the
+    whole table, so a check costs what the run cost.
+
+    ``one_row_per_stop_lifetime`` fails on a lifetime begun by a TS_ADD of these days without its row, an
+    id with events here but no row that took them, a row here of an id with no event here, a key twice,
+    or counts that differ: per id, what its rows gained over the days (``n_events``, ``n_updates`` minus
+    the carried lifetime's) equals its events in silver. An id's lifetimes of the range are counted
+    together (a reused id: the sum of its rows), which a deletion or a blend cannot balance: a blended-in
+    lifetime's add has no row. Rows that days after the range also updated (a rebuild of older days kept
+    them) are checked by those days' runs.
+    """
+    counts, adds = _silver_stops(lake, start, end)
+    carried, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
+    carried = carried.select(_CARRIED)
+    ids = counts.select("execution_id")
+    rows = _lifetime_rows(lake, start, end, carried, ids)
+
+    key = ["execution_id", "lifetime_id"]
+    seen = rows.unique(subset=key, keep="first")
+    in_range = (pl.col(DAY_COLUMN) >= start) & (pl.col(DAY_COLUMN) < end)
+    touched = seen.filter(in_range | (pl.col("last_event_date") >= start))  # rows these days' events can reach
+    gained = (
+        touched.join(carried, on=key, how="left", suffix="_carried")
+        .group_by("execution_id")
+        .agg(
+            (pl.col("n_events") - pl.col("n_events_carried").fill_null(0)).sum().alias("n_events"),
+            (pl.col("n_updates") - pl.col("n_updates_carried").fill_null(0)).sum().alias("n_updates"),
+            (pl.col("last_event_date") >= end).any().alias("_later"),
+        )
     )
-    silver = _silver_counts(lake, start, end, [RiskEventType.TS_TRIGGER])
-    expected = int(silver.get_column("n").sum()) if silver.height else 0
-    repeated = _repeated_stops(lake, gold, start)
+    compared = counts.join(gained.filter(~pl.col("_later")), on="execution_id", how="inner", suffix="_gold")
+    problems = {
+        "missing": pl.concat(
+            [
+                adds.join(seen, on=key, how="anti").select("execution_id"),
+                counts.join(gained, on="execution_id", how="anti").select("execution_id"),
+            ]
+        ).unique(maintain_order=True),
+        "extra": touched.filter(in_range).join(counts, on="execution_id", how="anti").select("execution_id"),
+        "duplicated": rows.filter(pl.struct(key).is_duplicated()).select("execution_id").unique(maintain_order=True),
+        "mismatched": compared.filter(
+            (pl.col("n_events") != pl.col("n_events_gold")) | (pl.col("n_updates") != pl.col("n_updates_gold"))
+        ).select("execution_id"),
+    }
+
+    triggered = seen.filter(pl.col("outcome") == TRIGGERED)
+    above = triggered.filter(pl.col("stop_premium") > pl.col("highest_premium"))
+    triggers_in_range = triggered.filter(
+        (pl.col("triggered_at").dt.date() >= start) & (pl.col("triggered_at").dt.date() < end)
+    )
+    silver_triggers = int(counts.get_column("n_triggers").sum())
+    examples = [f"{i}: {kind}" for kind, frame in problems.items() for i in frame.get_column("execution_id").head(10)]
     return [
         dg.AssetCheckResult(
-            check_name=ONE_ROW_PER_STOP,
+            check_name=STOP_LIFETIMES_COMPLETE,
             asset_key=TS_KEY,
-            passed=repeated.height == 0,
-            metadata={"repeated_execution_ids": repeated.height, "examples": repeated.head(10).to_series().to_list()}
-            if repeated.height
-            else {"repeated_execution_ids": 0},
+            passed=all(frame.is_empty() for frame in problems.values()),
+            metadata={
+                "stops_in_silver": counts.height,
+                **{kind: frame.height for kind, frame in problems.items()},
+                "examples": examples[:10],
+            },
         ),
         dg.AssetCheckResult(
             check_name=TRIGGERED_STOP_BELOW_HIGH,
@@ -160,8 +267,8 @@ def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckRes
         dg.AssetCheckResult(
             check_name=OUTCOMES_RECONCILE,
             asset_key=TS_KEY,
-            passed=in_range.height == expected,
-            metadata={"gold_triggered": in_range.height, "silver_triggers": expected},
+            passed=triggers_in_range.height == silver_triggers,
+            metadata={"gold_triggered": triggers_in_range.height, "silver_triggers": silver_triggers},
         ),
     ]
 

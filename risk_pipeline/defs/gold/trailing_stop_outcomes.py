@@ -1,42 +1,63 @@
-"""``gold/trailing_stop_outcomes``: one row per trailing stop (``execution_id``) and how it ended.
+"""``gold/trailing_stop_outcomes``: one row per trailing-stop *lifetime* and how it ended.
 
-Each row folds a stop's whole life -- add, activation, ratchets, trigger or removal -- into its
-premiums and times, plus the figures a post-mortem asks for:
+A lifetime is one stop on one ``execution_id``, from its TS_ADD to its trigger or removal. Each row
+folds a lifetime's events -- add, activation, ratchets, trigger or removal -- into its premiums and
+times, plus the figures a post-mortem asks for:
 
 * ``outcome`` -- ``triggered`` (a trigger was seen; it wins over a later removal), ``removed``, or ``open``;
 * ``profit_locked`` = stop premium at the trigger - entry premium (the design guide's Query 2);
 * ``realized_pnl`` = exit premium (the current premium at the trigger) - entry premium;
 * ``giveback`` = highest premium - exit premium: how much of the peak the trail gave back;
-* ``n_updates`` -- TS_UPDATE events (ratchets); ``duration_seconds`` -- add to trigger/removal;
+* ``n_updates`` -- TS_UPDATE events (ratchets); ``n_events`` -- every event folded into the row;
+  ``duration_seconds`` -- add to trigger/removal;
 * ``underlying``, ``option_right``, ``strike``, ``expiry`` -- the option the stop protected, and
-  ``entry_option_delta`` -- its delta, each from the stop's first event that carries it (event schema
-  version 2). Stops logged by version-1 writers have ``underlying`` (silver's upcast takes it from
-  ``symbol``) and nulls for the rest; their premiums and P&L are computed exactly as for any stop.
+  ``entry_option_delta`` -- its delta, each from the lifetime's first event that carries it (event
+  schema version 2). Stops logged by version-1 writers have ``underlying`` (silver's upcast takes it
+  from ``symbol``) and nulls for the rest; their premiums and P&L are computed exactly as for any stop.
 
-Events that arrive without their TS_ADD (the add was lost or came from before the lake) still make
-a row: whatever is unknown (``added_at``, ``duration_seconds``, perhaps ``entry_premium``) is null.
+Lifetimes -- a reused ``execution_id`` is a new row, never a blend
+------------------------------------------------------------------
+The runtime's :class:`~risk_runtime.trailing_stop.TrailingStopManager` forgets a stop once it has
+triggered or been removed, and **may add the same ``execution_id`` again** (a desk re-arming a stop
+on a position it re-entered under the same id). Gold keeps every lifetime apart. Taking an id's
+events in event order (time, writer, sequence):
+
+* a TS_ADD always begins a new lifetime;
+* any other event belongs to the id's current lifetime -- even after its trigger, so a late removal
+  (a trigger and a removal racing across midnight) lands on the stop that triggered;
+* an event of an id with no current lifetime (its add was lost or predates the lake) begins one too:
+  whatever is unknown (``added_at``, ``duration_seconds``, perhaps ``entry_premium``) stays null.
+
+``lifetime_id`` is the ``event_id`` of the event that began the lifetime (its TS_ADD when there was
+one), so ``(execution_id, lifetime_id)`` is unique and stable across rebuilds. An add over a lifetime
+that never ended (which the manager refuses, so its end was lost) leaves the earlier row as it stood.
 Events without an ``execution_id`` cannot belong to a stop and are ignored.
 
-Layout -- why partitions are "the day of the stop's last event"
-----------------------------------------------------------------
-A stop can live for days, yet must be one row. Building day D:
+Layout -- why a row lives in the partition of its lifetime's first day
+----------------------------------------------------------------------
+``event_date`` is the UTC day the lifetime began, and a row never moves: later days update it in
+place, by key (a Delta MERGE on ``event_date, execution_id, lifetime_id``). Building the days
+``[start, end)``:
 
-1. read silver(D) and the carried state as of the day before: every stop still open, plus stops
-   closed within the last :data:`CLOSED_RETENTION_DAYS` days (so a late event -- a removal after a
-   trigger that crossed midnight, say -- still lands on the stop's row instead of starting a new one);
-2. fold the day's events onto those rows; every stop touched on D is written to partition D with
-   ``event_date = last_event_date = D`` (``lake.replace_days``: replaces exactly partition D);
-3. delete the touched stops' now-superseded rows from the earlier partitions the state says they
-   were in -- a delete pruned to those partitions, never a scan of history;
-4. write state(D).
+1. read the carried state as of the day before: each ``execution_id``'s current lifetime (open ones,
+   and ended ones for :data:`CLOSED_RETENTION_DAYS` days, to absorb late events), with the day it began;
+2. fold each day's events onto it, day by day; a lifetime's row is its facts as of the last day built;
+3. replace the partitions ``[start, end)`` with the rows of the lifetimes that began in them (a
+   lifetime whose events are no longer in silver -- say its add was quarantined -- simply is not
+   written again), and MERGE the rows of older lifetimes the range touched into their own partitions:
+   those the events touch now, and those an earlier build of these days touched (read from that
+   build's state partitions, before they are replaced), which fall back to what the carried state
+   says -- so a rebuild that loses a lifetime's later events puts the row back to what remains;
+4. write the state of every day.
 
-Re-running D reads the same state, writes the same partition D, and its delete finds nothing left
-to delete, so earlier partitions are untouched. Re-running an older day C leaves out the stops whose
-row already lives in a later partition (that row supersedes C's view of them), so a stop keeps one
-row whatever order days are re-run in; later days reflect a change to C once they are re-run in
-order (as for every carried-state table, see :mod:`~risk_pipeline.defs.gold.carry`).
-Steps 2 and 3 are separate commits: a crash between them leaves a duplicate that re-running D heals.
-A stop that receives an event more than the retention after it closed starts a second row.
+So a rebuild of one day can never delete a row that another day owns, and re-running any day
+recomputes exactly the rows of the lifetimes its events touch, from the state carried into it. When
+days after the range were already built, a lifetime whose facts at the range's end come out exactly
+as before keeps the row those later days made (:class:`_LaterDays`); one whose facts changed shows
+them as of the range's end until the later days are rebuilt in order, as for every carried-state
+table (see :mod:`~risk_pipeline.defs.gold.carry`). Step 3's replace and MERGE are separate commits;
+a crash between them is healed by running the range again. An event more than the retention after
+its lifetime ended begins a lifetime of its own.
 """
 
 from __future__ import annotations
@@ -48,7 +69,9 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties
 
+from risk_pipeline.defs.gold import carry
 from risk_pipeline.defs.gold.carry import (
+    MARKER,
     ONE_DAY,
     DayBatch,
     GoldResult,
@@ -58,18 +81,21 @@ from risk_pipeline.defs.gold.carry import (
     state_partition,
     state_schema,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, conform, sql_date, sql_string, writer_properties
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
-TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes")
-TRAILING_STOP_STATE: Final = TableRef("gold", "_trailing_stop_state")
+TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes", high_cardinality=("lifetime_id",))
+TRAILING_STOP_STATE: Final = TableRef("gold", "_trailing_stop_state", high_cardinality=("lifetime_id",))
 
 CLOSED_RETENTION_DAYS: Final = 7
-"""How long a triggered or removed stop stays in the carried state to absorb late events."""
+"""How long an ended lifetime stays in the carried state to absorb late events."""
 
 TRIGGERED: Final = "triggered"
 REMOVED: Final = "removed"
 OPEN: Final = "open"
+
+KEY: Final = ["execution_id", "lifetime_id"]
+"""A lifetime's identity: the stop's id and the ``event_id`` of the event that began it."""
 
 _CONTRACT: Final = [
     pa.field("underlying", pa.string()),
@@ -83,6 +109,8 @@ _CONTRACT: Final = [
 SCHEMA: Final = pa.schema(
     [
         pa.field("execution_id", pa.string(), nullable=False),
+        # Never null; declared nullable so the column merges into a table written before lifetimes existed.
+        pa.field("lifetime_id", pa.string()),
         pa.field("symbol", pa.string()),
         *_CONTRACT,
         pa.field("outcome", pa.string(), nullable=False),
@@ -98,15 +126,18 @@ SCHEMA: Final = pa.schema(
         pa.field("realized_pnl", pa.float64()),
         pa.field("giveback", pa.float64()),
         pa.field("n_updates", pa.int64(), nullable=False),
+        pa.field("n_events", pa.int64()),
         pa.field("duration_seconds", pa.float64()),
         pa.field("last_event_date", pa.date32(), nullable=False),
         pa.field(DAY_COLUMN, pa.date32(), nullable=False),
     ]
 )
-"""The outcomes table; ``event_date`` (the partition) always equals ``last_event_date``."""
+"""The outcomes table; ``event_date`` (the partition) is the UTC day the lifetime began."""
 
 _FOLDED: Final = [
     pa.field("execution_id", pa.string()),
+    pa.field("lifetime_id", pa.string()),
+    pa.field("began_on", pa.date32()),
     pa.field("symbol", pa.string()),
     *_CONTRACT,
     pa.field("entry_premium", pa.float64()),
@@ -119,13 +150,14 @@ _FOLDED: Final = [
     pa.field("triggered_at", TIMESTAMP),
     pa.field("removed_at", TIMESTAMP),
     pa.field("n_updates", pa.int64()),
+    pa.field("n_events", pa.int64()),
     pa.field("last_event_date", pa.date32()),
 ]
 STATE_SCHEMA: Final = state_schema(_FOLDED)
-"""A stop's folded facts so far; derived columns are recomputed from these on every write."""
+"""Each ``execution_id``'s current lifetime, folded so far; derived columns are recomputed on every write."""
 _FOLDED_NAMES: Final = [f.name for f in _FOLDED]
 
-_EVENT_TYPES: Final = [
+EVENT_TYPES: Final = [  # the silver event types a stop's lifetime is made of
     t.value
     for t in (
         RiskEventType.TS_ADD,
@@ -136,6 +168,7 @@ _EVENT_TYPES: Final = [
     )
 ]
 _EVENT_COLUMNS: Final = [
+    "event_id",
     "execution_id",
     "symbol",
     "underlying",
@@ -168,21 +201,65 @@ def _is(kind: RiskEventType) -> pl.Expr:
     return pl.col("event_type") == kind.value
 
 
+def _by_lifetime(events: pl.DataFrame, current: pl.DataFrame, aggregations: list[pl.Expr]) -> pl.DataFrame:
+    """``aggregations`` of ``events`` (one day, in event order, with an ``execution_id``) per lifetime.
+
+    ``current`` holds each id's current lifetime (``execution_id, lifetime_id``) from before the day. A
+    TS_ADD begins a lifetime, and so does an id's first event when no lifetime is carried; every other
+    event belongs to the lifetime of the event before it. Almost every id has at most one lifetime a day,
+    begun (if at all) by its first event: those are grouped by ``execution_id`` alone, as cheap as before
+    lifetimes existed. Only the ids with a lifetime beginning after their first event of the day are
+    split into segments (a running count of beginnings, per id). Groups come out in each id's event
+    order, so an id's last group is its latest lifetime.
+    """
+    carried = current.select("execution_id", pl.col("lifetime_id").alias("_carried"))
+    first = pl.col("execution_id").is_first_distinct()
+    marked = events.join(carried, on="execution_id", how="left", maintain_order="left").with_columns(
+        (_is(RiskEventType.TS_ADD) | (first & pl.col("_carried").is_null())).alias("_begins"), first.alias("_first")
+    )
+    keys = [
+        *aggregations,
+        pl.col("_begins").first().alias("_begun"),
+        pl.col("event_id").first().alias("_begun_by"),
+        pl.col("_carried").first(),
+    ]
+    split = marked.filter(pl.col("_begins") & ~pl.col("_first")).get_column("execution_id").unique()
+    if split.is_empty():
+        groups = marked.group_by("execution_id", maintain_order=True).agg(keys)
+    else:
+        several = pl.col("execution_id").is_in(split.implode())
+        segment = pl.col("_begins").cast(pl.Int64).cum_sum().over("execution_id").alias("_segment")
+        groups = pl.concat(
+            [
+                marked.filter(~several).group_by("execution_id", maintain_order=True).agg(keys),
+                marked.filter(several)
+                .with_columns(segment)
+                .group_by("execution_id", "_segment", maintain_order=True)
+                .agg(keys)
+                .drop("_segment"),
+            ]
+        )
+    lifetime = pl.when("_begun").then("_begun_by").otherwise("_carried").alias("lifetime_id")
+    return groups.with_columns(lifetime).drop("_begun", "_begun_by", "_carried")
+
+
 def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The stops touched on ``day`` (folded with their carried facts) and the state after the day.
+    """The lifetimes touched on ``day`` (folded with their carried facts) and the state after the day.
 
     Pure: ``events`` are the day's trailing-stop events in event order, ``state`` the carried rows
-    (:data:`STATE_SCHEMA` columns without the bookkeeping ones). Returns ``(touched, new_state)``,
-    both in folded form; :func:`outcome_rows` derives the table's rows from ``touched``.
+    (:data:`STATE_SCHEMA` columns without the bookkeeping ones), one per ``execution_id``. Returns
+    ``(touched, new_state)``, both in folded form; :func:`outcome_rows` derives the table's rows from
+    ``touched``. ``touched`` may hold several lifetimes of one id (a stop triggered and added again the
+    same day); the state keeps each id's latest.
     """
     trigger, remove = _is(RiskEventType.TS_TRIGGER), _is(RiskEventType.TS_REMOVE)
     absent = [pl.lit(None, dtype).alias(c) for c, dtype in _EVENT_CONTRACT_TYPES.items() if c not in events.columns]
     if absent:  # events shaped before schema version 2: their stops have no contract
         events = events.with_columns(absent)
-    daily = (
-        events.filter(pl.col("execution_id").is_not_null())
-        .group_by("execution_id", maintain_order=True)
-        .agg(
+    daily = _by_lifetime(
+        events.filter(pl.col("execution_id").is_not_null()),
+        state,
+        [
             pl.col("symbol").drop_nulls().last().alias("d_symbol"),
             *(pl.col(c).drop_nulls().first().alias(f"d_{c}") for c in _CONTRACT_FROM_EVENTS),
             pl.col("option_delta").drop_nulls().first().alias("d_entry_option_delta"),
@@ -197,12 +274,14 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
             pl.col("stop_premium").filter(trigger).first().alias("d_stop_at_trigger"),
             pl.col("timestamp").filter(remove).first().alias("d_removed_at"),
             _is(RiskEventType.TS_UPDATE).sum().cast(pl.Int64).alias("d_n_updates"),
-        )
+            pl.len().cast(pl.Int64).alias("d_n_events"),
+        ],
     )
     earlier_trigger = pl.col("triggered_at").is_not_null()
     touched = (
-        daily.join(state, on="execution_id", how="left")
+        daily.join(state, on=KEY, how="left")  # a lifetime begun today matches nothing: its facts start empty
         .with_columns(
+            pl.coalesce("began_on", pl.lit(day)).alias("began_on"),
             pl.coalesce("d_symbol", "symbol").alias("symbol"),
             # The contract is the stop's from its first event that carried it: the carried value wins.
             *(pl.coalesce(c, f"d_{c}").alias(c) for c in [*_CONTRACT_FROM_EVENTS, "entry_option_delta"]),
@@ -216,15 +295,17 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
             pl.coalesce("triggered_at", "d_triggered_at").alias("triggered_at"),
             pl.coalesce("removed_at", "d_removed_at").alias("removed_at"),
             (pl.col("n_updates").fill_null(0) + pl.col("d_n_updates")).alias("n_updates"),
+            (pl.col("n_events").fill_null(0) + pl.col("d_n_events")).alias("n_events"),
             pl.lit(day).alias("last_event_date"),
         )
         .select(_FOLDED_NAMES)
     )
-    untouched = state.join(touched, on="execution_id", how="anti")
+    latest = touched.filter(pl.col("execution_id").is_last_distinct())  # groups are in each id's event order
+    untouched = state.join(latest, on="execution_id", how="anti")
     horizon = day - timedelta(days=CLOSED_RETENTION_DAYS)
     still_open = pl.col("triggered_at").is_null() & pl.col("removed_at").is_null()
     new_state = (
-        pl.concat([untouched, touched], how="vertical_relaxed")
+        pl.concat([untouched, latest], how="vertical_relaxed")
         .filter(still_open | (pl.col("last_event_date") > horizon))
         .sort("execution_id")
     )
@@ -232,7 +313,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
 
 
 def outcome_rows(folded: pl.DataFrame) -> pl.DataFrame:
-    """The table's rows for folded stops: outcome and the derived money and time figures."""
+    """The table's rows for folded lifetimes: outcome and the derived money and time figures."""
     triggered = pl.col("triggered_at").is_not_null()
     ended_at = pl.coalesce("triggered_at", "removed_at")
     return (
@@ -249,105 +330,183 @@ def outcome_rows(folded: pl.DataFrame) -> pl.DataFrame:
             pl.when(triggered).then(pl.col("exit_premium") - pl.col("entry_premium")).alias("realized_pnl"),
             pl.when(triggered).then(pl.col("highest_premium") - pl.col("exit_premium")).alias("giveback"),
             ((ended_at - pl.col("added_at")).dt.total_microseconds() / 1_000_000).alias("duration_seconds"),
-            pl.col("last_event_date").alias(DAY_COLUMN),
+            pl.col("began_on").alias(DAY_COLUMN),
         )
-        .sort("execution_id")
+        .sort(KEY)
         .select([f.name for f in SCHEMA])
     )
 
 
-def _superseded(touched: pl.DataFrame, state: pl.DataFrame, day: date) -> pl.DataFrame:
-    """``execution_id, last_event_date`` of the touched stops whose row lives in an earlier partition."""
-    return (
-        state.join(touched.select("execution_id"), on="execution_id", how="semi")
-        .filter(pl.col("last_event_date") < day)
-        .select("execution_id", "last_event_date")
-    )
+def _no_lifetimes() -> pl.DataFrame:
+    return pl.from_arrow(STATE_SCHEMA.empty_table()).select(_FOLDED_NAMES)  # type: ignore[union-attr]
 
 
-def _delete_superseded(lake: Lake, moved: pl.DataFrame, day: date, run_id: str | None) -> None:
-    """Delete the rows ``moved`` names (``execution_id`` in partition ``last_event_date``) from the table."""
-    if moved.is_empty() or not lake.exists(TRAILING_STOP_OUTCOMES):
+def _latest(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Each lifetime once, as the last frame that holds it has it."""
+    if not frames:
+        return _no_lifetimes()
+    return pl.concat(frames, how="vertical_relaxed").unique(subset=KEY, keep="last", maintain_order=True)
+
+
+def touched_by_earlier_build(lake: Lake, start: date, end: date) -> pl.DataFrame:
+    """``execution_id, lifetime_id`` of lifetimes begun before ``start`` that a build of ``[start, end)`` touched.
+
+    Read from that build's state partitions (a lifetime touched on day D has ``last_event_date = D`` in
+    state(D)), so it must be called before the range's states are replaced. A first build of the range
+    has no such partitions and reads nothing.
+    """
+    ref = TRAILING_STOP_STATE
+    none = pl.DataFrame(schema={"execution_id": pl.String, "lifetime_id": pl.String})
+    if not any(start <= d < end for d in lake.days_present(ref)):
+        return none
+    if "began_on" not in {f.name for f in lake.table(ref).schema().fields}:  # written before lifetimes existed
+        return none
+    where = f"NOT {MARKER} AND last_event_date = {DAY_COLUMN} AND began_on < {sql_date(start)}"
+    return lake.read_days(ref, start, end, columns=KEY, schema=STATE_SCHEMA, where=where).unique()
+
+
+class _LifetimeRows:
+    """The outcome rows a range writes: lifetimes begun in the current window, and older ones it touched.
+
+    Rows of lifetimes begun in the window replace the window's partitions; rows of older lifetimes are
+    upserted into theirs. Each lifetime is kept as its latest fold (frames are appended per day and
+    de-duplicated at the flush, cheaper than a join per day).
+    """
+
+    def __init__(self, lake: Lake, *, run_id: str | None) -> None:
+        self.lake, self.run_id = lake, run_id
+        self.window_start: date | None = None
+        self._begun: list[pl.DataFrame] = []
+        self._older: list[pl.DataFrame] = []
+        self._held = 0
+
+    @property
+    def full(self) -> bool:
+        return self._held >= carry.BATCH_ROWS
+
+    def start(self, day: date, older: pl.DataFrame) -> None:
+        """Begin at ``day`` with the ``older`` lifetimes an earlier build touched (their carried facts)."""
+        self.window_start = day
+        if older.height:
+            self._older.append(compact(older))
+
+    def add(self, day: date, touched: pl.DataFrame) -> int:
+        """Hold the lifetimes ``touched`` on ``day``; returns how many began that day (the partition's rows)."""
+        if self.window_start is None:
+            self.window_start = day
+        in_window = pl.col("began_on") >= self.window_start
+        self._begun.append(touched.filter(in_window))
+        self._older.append(touched.filter(~in_window))
+        self._held += touched.height
+        return touched.filter(pl.col("began_on") == day).height
+
+    def flush(self, last_day: date) -> None:
+        """Replace the window ``[window_start, last_day]`` and upsert the older lifetimes' rows."""
+        if self.window_start is None or last_day < self.window_start:
+            return
+        end = last_day + ONE_DAY
+        begun, older = outcome_rows(_latest(self._begun)), outcome_rows(_latest(self._older))
+        meta = commit_metadata(self.window_start, self.run_id) | {"end": end.isoformat()}
+        self.lake.replace_days(TRAILING_STOP_OUTCOMES, begun, self.window_start, end, schema=SCHEMA, metadata=meta)
+        _upsert(self.lake, older, last_day, self.run_id)
+        self.window_start, self._begun, self._older, self._held = end, [], [], 0
+
+
+def _upsert(lake: Lake, rows: pl.DataFrame, day: date, run_id: str | None) -> None:
+    """MERGE ``rows`` into the table by ``(event_date, execution_id, lifetime_id)``: update, or insert if absent.
+
+    The literal list of days lets Delta prune the merge to the partitions the rows belong to, so its
+    cost follows the lifetimes touched, not the table's length.
+    """
+    if rows.is_empty():
         return
-    # A MERGE keyed on (day, execution_id), not a DELETE with the ids spelled out: an IN list of
-    # thousands of literals took ~1.7 s per day to plan, the keyed join ~25 ms. The literal list of
-    # days lets Delta prune the merge to the partitions that hold moved rows.
-    days = ", ".join(sql_string(d.isoformat()) for d in sorted(set(moved["last_event_date"].to_list())))
-    source = pa.table(
-        {
-            "execution_id": pa.array(moved["execution_id"].to_list(), pa.string()),
-            DAY_COLUMN: pa.array(moved["last_event_date"].to_list(), pa.date32()),
-        }
-    )
+    days = ", ".join(sql_string(d.isoformat()) for d in sorted(set(rows.get_column(DAY_COLUMN).to_list())))
+    keys = " AND ".join(f"t.{c} = s.{c}" for c in [DAY_COLUMN, *KEY])
     (
         lake.table(TRAILING_STOP_OUTCOMES)
         .merge(
-            source,
-            predicate=(
-                f"t.{DAY_COLUMN} IN ({days}) AND t.{DAY_COLUMN} = s.{DAY_COLUMN} AND t.execution_id = s.execution_id"
-            ),
+            conform(rows.to_arrow(), SCHEMA),
+            predicate=f"t.{DAY_COLUMN} IN ({days}) AND {keys}",
             source_alias="s",
             target_alias="t",
+            writer_properties=writer_properties(SCHEMA, TRAILING_STOP_OUTCOMES.high_cardinality),
             commit_properties=CommitProperties(custom_metadata=commit_metadata(day, run_id)),
         )
-        .when_matched_delete()
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
         .execute()
     )
 
 
-def _rows_not_superseded(lake: Lake, rows: pl.DataFrame, day: date) -> pl.DataFrame:
-    """``rows`` minus stops whose row already lives in a later partition.
+def _same_facts(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:
+    """``execution_id, lifetime_id`` of lifetimes whose folded facts are identical in ``old`` and ``new``."""
+    joined = old.join(new, on=KEY, how="inner", suffix="_new")
+    same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(f"{c}_new")) for c in _FOLDED_NAMES if c not in KEY)
+    return joined.filter(same).select(KEY)
 
-    Re-running an older day must not re-insert a stop that has since moved on (a stale "open" copy
-    beside its later "removed" row): the later row supersedes it, so "one row per stop" holds for
-    any order of re-runs. For the newest day there are no later partitions and this reads nothing.
+
+class _LaterDays:
+    """What days after the range already made of its lifetimes, kept when the range leaves them as they were.
+
+    Rebuilding ``[start, end)`` when later days exist: a lifetime whose row also holds events after the
+    range (``last_event_date >= end``) and whose facts as of ``end - 1`` come out of the rebuild exactly
+    as the earlier build had them (its state(end - 1), read before it is replaced) still has a valid row,
+    later events included -- it is put back rather than left as of ``end - 1``. Where the facts changed,
+    the row shows them as of ``end - 1`` until the later days are rebuilt. Reads nothing when the range
+    ends at the newest day built.
     """
-    if rows.is_empty():
-        return rows
-    later = lake.read_days(TRAILING_STOP_OUTCOMES, day + ONE_DAY, date.max, columns=["execution_id"], schema=SCHEMA)
-    if later.is_empty():
-        return rows
-    return rows.join(later.unique(), on="execution_id", how="anti")
+
+    def __init__(self, lake: Lake, end: date) -> None:
+        self.state = _no_lifetimes()
+        self.rows = pl.from_arrow(SCHEMA.empty_table())
+        days = lake.days_present(TRAILING_STOP_STATE)
+        if not days or days[-1] < end or end - ONE_DAY not in days:
+            return
+        last = end - ONE_DAY
+        where = f"NOT {MARKER}"
+        self.state = lake.read_days(
+            TRAILING_STOP_STATE, last, end, columns=_FOLDED_NAMES, schema=STATE_SCHEMA, where=where
+        )
+        ahead = lake.read_all(TRAILING_STOP_OUTCOMES, schema=SCHEMA, where=f"last_event_date >= {sql_date(end)}")
+        self.rows = ahead.join(self.state.select(KEY), on=KEY, how="semi")
+
+    def unchanged(self, new_state: pl.DataFrame) -> pl.DataFrame:
+        """The later rows to put back: their lifetimes' facts as of the range's end did not change."""
+        if self.rows.is_empty():
+            return self.rows
+        return self.rows.join(_same_facts(self.state, new_state), on=KEY, how="semi")
 
 
 def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None) -> GoldResult:
     """Materialise the days ``[start, end)`` in order (see the module docstring for the layout).
 
-    Days are written in batches (:class:`~risk_pipeline.defs.gold.carry.DayBatch`): a stop that moves
-    between two days of one batch is simply dropped from the earlier day before anything is written, so
-    only moves out of partitions already in the table need the MERGE, once per batch.
+    ``per_day`` counts the lifetimes that began on each day: the rows its partition holds. Rows and
+    states are written in batches (:class:`~risk_pipeline.defs.gold.carry.DayBatch`): a lifetime
+    touched on several days of one batch is written once.
     """
     per_day: dict[date, int] = {}
     state_rows: dict[date, int] = {}
     carried_from: date | None = None
     state: pl.DataFrame | None = None
-    outcomes = DayBatch(lake, TRAILING_STOP_OUTCOMES, SCHEMA, run_id=run_id)
+    # Both read what an earlier build of these days wrote, so before this build replaces it.
+    earlier = touched_by_earlier_build(lake, start, end)
+    later = _LaterDays(lake, end)
+    outcomes = _LifetimeRows(lake, run_id=run_id)
     states = DayBatch(lake, TRAILING_STOP_STATE, STATE_SCHEMA, run_id=run_id)
-    written_moves: list[pl.DataFrame] = []
-
-    def flush(day: date) -> None:
-        outcomes.flush()
-        if written_moves:
-            _delete_superseded(lake, pl.concat(written_moves), day, run_id)
-            written_moves.clear()
-        states.flush()
-
-    for day, events in silver_days(lake, start, end, _EVENT_TYPES, _EVENT_COLUMNS):
+    for day, events in silver_days(lake, start, end, EVENT_TYPES, _EVENT_COLUMNS):
         if state is None:
             state, carried_from = read_state_before(lake, TRAILING_STOP_STATE, day, STATE_SCHEMA)
+            outcomes.start(day, state.join(earlier, on=KEY, how="semi"))
         touched, new_state = fold_day(events, state, day)
-        moved = _superseded(touched, state, day)
-        # Moves out of a day the batch still holds are undone in memory; the rest need the MERGE.
-        first_held = outcomes.first_day
-        held = pl.lit(False) if first_held is None else pl.col("last_event_date") >= first_held
-        for (held_day,), ids in moved.filter(held).group_by("last_event_date"):
-            outcomes.drop(held_day, ~pl.col("execution_id").is_in(ids["execution_id"].implode()))
-        written_moves.append(moved.filter(~held))
-        per_day[day] = outcomes.add(day, _rows_not_superseded(lake, outcome_rows(touched), day))
-        state = compact(new_state)  # carried on: must not pin the day's silver
+        per_day[day] = outcomes.add(day, compact(touched))  # held past the day: must not pin its silver
+        state = compact(new_state)
         state_rows[day] = state.height
         states.add(day, state_partition(state, day))
         if outcomes.full or states.full:
-            flush(day)
-    flush(end - ONE_DAY)
+            outcomes.flush(day)
+            states.flush()
+    outcomes.flush(end - ONE_DAY)
+    states.flush()
+    if state is not None:
+        _upsert(lake, later.unchanged(state), end - ONE_DAY, run_id)
     return GoldResult(TRAILING_STOP_OUTCOMES, per_day, carried_from, state_rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import shutil
 import socket
@@ -26,6 +27,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+import pytest
+
+from risk_runtime.storage import STORAGE_OPTIONS_ENV
+from risk_runtime.table import LAKE_ROOT_ENV
 
 POSTGRES_INSTALL_HINT: Final = (
     "PostgreSQL server binaries not found: install them with `apt-get install -y postgresql` "
@@ -123,6 +129,21 @@ class S3Server:
     def aws_environment(self, key: str, secret: str) -> dict[str, str]:
         """The same as ``AWS_*`` environment variables, the other way deployments configure a store."""
         return {name.upper(): value for name, value in self.storage_options(key, secret).items()}
+
+
+def configure_store(s3: S3Server, bucket: str, how: str, secret: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point this process (and so every child) at ``s3://bucket/lake``, credentials given only ``how``."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name == STORAGE_OPTIONS_ENV:
+            monkeypatch.delenv(name)
+    if how == "storage_options":
+        monkeypatch.setenv(STORAGE_OPTIONS_ENV, json.dumps(s3.storage_options("risk-key", secret)))
+    else:
+        for name, value in s3.aws_environment("risk-key", secret).items():
+            monkeypatch.setenv(name, value)
+    root = f"s3://{bucket}/lake"
+    monkeypatch.setenv(LAKE_ROOT_ENV, root)
+    return root
 
 
 # ---------------------------------------------------------------------------------------------- PostgreSQL

@@ -5,7 +5,9 @@
     risk-lake queries       the design guide's three post-mortem queries, over gold
     risk-lake demo          all three in a row, then the gold tables
 
-Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``). Runs happen
+Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``) and, for an
+object-store lake, ``--storage-option KEY=VALUE`` (repeatable) on top of ``$RISK_STORAGE_OPTIONS``
+(credentials belong in the variable: a command line is visible to every user of the host). Runs happen
 in-process; with ``$DAGSTER_HOME`` set they are recorded in that instance, so the Dagster UI shows
 them next to scheduled runs.
 """
@@ -13,6 +15,7 @@ them next to scheduled runs.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -33,13 +36,19 @@ from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import Lake
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
+from risk_runtime.storage import STORAGE_OPTIONS_ENV, parse_option_flags, storage_options_from_env
 from risk_runtime.table import LAKE_ROOT_ENV
 
 
 def _lake(args: argparse.Namespace) -> Lake:
+    """The lake the command works on; the root and options also go to the environment, because the code
+    location (loaded later, in this process) and the shipper (a child process) read them from there."""
     if args.lake:
-        os.environ[LAKE_ROOT_ENV] = args.lake  # the code location reads the same root
-    return Lake(args.lake)
+        os.environ[LAKE_ROOT_ENV] = args.lake
+    options = {**(storage_options_from_env() or {}), **parse_option_flags(args.storage_option)}
+    if options:
+        os.environ[STORAGE_OPTIONS_ENV] = json.dumps(options)
+    return Lake(args.lake, storage_options=options or None)
 
 
 # ---------------------------------------------------------------------------------------------- simulate
@@ -48,7 +57,7 @@ def simulate(args: argparse.Namespace) -> int:
     start = datetime.combine(args.start, datetime.min.time(), UTC) + timedelta(hours=13, minutes=30)
     print(f"simulating {args.days} day(s) from {start:%Y-%m-%d}, ~{args.events:,} events, into {lake.location}")
     began = time.monotonic()
-    logger = RiskEventLogger(lake.location)
+    logger = RiskEventLogger(lake.location, storage_options=lake.storage_options)
     with logger:
         summary = simulate_session(
             logger, seed=args.seed, start=start, days=args.days, target_events=args.events, progress=True
@@ -170,9 +179,25 @@ def _date(text: str) -> date:
     return date.fromisoformat(text)
 
 
+def _storage_option(text: str) -> str:
+    try:
+        parse_option_flags([text])
+    except ValueError as exc:  # its message never echoes the argument, which may be a secret
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="risk-lake", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", default=None, help=f"lake root (default: ${LAKE_ROOT_ENV}, else data/lake)")
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        type=_storage_option,
+        metavar="KEY=VALUE",
+        help=f"a deltalake storage option, over ${STORAGE_OPTIONS_ENV} (repeatable; keep secrets in the variable)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def simulation_options(command: argparse.ArgumentParser) -> None:

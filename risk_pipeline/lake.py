@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from risk_runtime.storage import storage_options_from_env
 from risk_runtime.table import resolve_lake_root, table_uri
 
 DAY_COLUMN: Final = "event_date"
@@ -56,10 +57,16 @@ class TableRef:
 
 @dataclass
 class Lake:
-    """A lake root (local path or object-store URI) and its storage options."""
+    """A lake root (local path or object-store URI) and its storage options.
+
+    Like the root (``$RISK_LAKE_ROOT``), the storage options default to the one configuration path
+    every part of the product reads, ``$RISK_STORAGE_OPTIONS`` (see :mod:`risk_runtime.storage`), so a
+    ``Lake`` built anywhere -- the CLI, a sensor, an analyst's notebook -- reaches the same store.
+    """
 
     root: str | None = None
     storage_options: Mapping[str, str] | None = None
+    """deltalake storage options; ``None`` reads ``$RISK_STORAGE_OPTIONS``."""
     _resolved: str = field(init=False, repr=False)
     _open: dict[str, DeltaTable] = field(init=False, repr=False, default_factory=dict)
     """Tables this Lake has opened, kept to be refreshed incrementally: opening a table replays its
@@ -67,6 +74,8 @@ class Lake:
 
     def __post_init__(self) -> None:
         self._resolved = resolve_lake_root(self.root)
+        if self.storage_options is None:
+            self.storage_options = storage_options_from_env()
 
     @property
     def location(self) -> str:

@@ -23,6 +23,7 @@ import pyarrow as pa
 from deltalake import DeltaTable
 
 from risk_pipeline.lake import DAY_COLUMN
+from risk_runtime.storage import storage_options_from_env
 
 DEFAULT_RETENTION_HOURS: Final = 7 * 24
 """Files stay vacuum-proof this long after they stop being current: the documented time-travel window."""
@@ -59,8 +60,11 @@ def maintain(
     retention_hours: int = DEFAULT_RETENTION_HOURS,
     target_size: int | None = None,
 ) -> MaintenanceReport:
-    """Compact every day partition holding several files, checkpoint, vacuum; report before/after."""
-    options = dict(storage_options) if storage_options else None
+    """Compact every day partition holding several files, checkpoint, vacuum; report before/after.
+
+    ``storage_options`` default to ``$RISK_STORAGE_OPTIONS``, as everywhere else.
+    """
+    options = dict(storage_options) if storage_options is not None else storage_options_from_env()
     table = DeltaTable(uri, storage_options=options)
     files_before, bytes_before, per_day = _file_stats(table)
     compacted = 0

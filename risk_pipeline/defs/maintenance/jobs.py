@@ -42,7 +42,7 @@ def maintain_lake_tables(context: dg.OpExecutionContext, config: MaintenanceConf
             context.log.info(f"{ref}: no table yet")
             continue
         report = maintain(
-            the_lake.uri(ref), storage_options=lake.storage_options, retention_hours=config.retention_hours
+            the_lake.uri(ref), storage_options=the_lake.storage_options, retention_hours=config.retention_hours
         )
         context.log.info(f"{ref}: {report}")
         context.log_event(dg.AssetObservation(asset_key=asset_key(ref), metadata=report.as_metadata()))

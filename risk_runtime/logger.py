@@ -463,6 +463,9 @@ class RiskEventLogger:
         last_error = self._last_error
         if last_error is None and status is not None and status.last_error:
             last_error = f"shipper: {status.last_error}"
+        exited = self._supervisor.exited_with()
+        if last_error is None and exited is not None and not self._supervisor.running():
+            last_error = f"shipper exited with code {exited}; see {self.spool_dir / 'shipper.log'}"
         if last_error is None and held_back and status is not None:
             last_error = f"shipper holds back {held_back} segment(s): {status.held_back[0]}"
         if last_error is None and book.damage_note:

@@ -29,7 +29,7 @@ def test_log_after_close_is_refused_and_counted(lake: Path, spool: Path) -> None
     assert bronze(lake).num_rows == 3
 
 
-@pytest.mark.parametrize("round_", range(3))
+@pytest.mark.parametrize("round_", range(5))
 def test_drop_oldest_under_a_racing_flusher_counts_every_loss(lake: Path, spool: Path, round_: int) -> None:
     logger = RiskEventLogger(
         lake,

@@ -79,12 +79,12 @@ _FORK_AFTER_LOAD = textwrap.dedent(
     lake, spool = sys.argv[1], sys.argv[2]
     logger = RiskEventLogger(lake, spool_dir=spool).start()
     breaker = TradingCircuitBreaker(CircuitBreakerConfig(failure_threshold=2), event_logger=logger, name="venue")
-    snapshot = breaker.load_state()
+    snapshot = breaker.load_state(lake)
     assert snapshot is not None and snapshot.state == "OPEN", snapshot
     pid = os.fork()
     if pid == 0:
         child = TradingCircuitBreaker(CircuitBreakerConfig(failure_threshold=2), event_logger=logger, name="venue")
-        restored = child.load_state()  # a forked child may restore a breaker too
+        restored = child.load_state(lake)  # a forked child may restore a breaker too
         logger.log(RiskEvent(RiskEventType.CB_FAILURE, source="child", failure_count=1))
         ok = restored is not None and restored.state == "OPEN" and logger.close(timeout=60)
         os._exit(0 if ok else 3)

@@ -67,7 +67,8 @@ def read_source_events(
     landed = pa.array(bronze.column("event_id").to_pylist(), pa.string()) if bronze.num_rows else None
     if landed is not None:
         spooled = spooled.filter(pc.invert(pc.is_in(spooled.column("event_id"), value_set=landed)))
-    return pa.concat_tables([bronze, spooled.cast(bronze.schema)])
+    schema = pa.schema([f.with_nullable(True) for f in bronze.schema])  # a spooled row may hold nulls
+    return pa.concat_tables([bronze.cast(schema), spooled.cast(schema)])
 
 
 def _has(table: pa.Table, event_type: str) -> bool:

@@ -61,3 +61,25 @@ def test_breaker_killed_right_after_opening_restarts_open(tmp_path: Path) -> Non
     assert breaker.state is CircuitBreakerState.HALF_OPEN  # ... then half-open, as if never stopped
     other = TradingCircuitBreaker(config, name="venue-b", clock=clock)
     assert other.load_state(lake, spool_dir=spool) is None  # only its own events
+
+
+def test_load_state_folds_bronze_and_spool_together(tmp_path: Path) -> None:
+    """The first failure is in bronze, the next two (and the change to OPEN) only in the spool."""
+    from risk_runtime import RiskEventLogger
+
+    lake, spool = tmp_path / "lake", tmp_path / "spool"
+    logger = RiskEventLogger(lake, spool_dir=spool, handle_signals=False).start()
+    config = CircuitBreakerConfig(failure_threshold=3, reset_timeout=30)
+    breaker = TradingCircuitBreaker(config, event_logger=logger, name="venue-a")
+    breaker.record_failure()
+    assert logger.flush(timeout=60)
+    logger.start_shipper = False
+    breaker.record_failure()
+    breaker.record_failure()
+    logger._cycle(seal=False)  # on local disk, in the open segment: no shipper commits that
+    assert bronze(lake).num_rows == 1
+    restored = TradingCircuitBreaker(config, name="venue-a")
+    snapshot = restored.load_state(lake, spool_dir=spool)
+    assert snapshot is not None and snapshot.state is CircuitBreakerState.OPEN and snapshot.failure_count == 3
+    assert restored.opened_at == breaker.opened_at
+    logger.close(timeout=0.5)

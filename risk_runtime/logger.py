@@ -25,6 +25,16 @@ The path of an event, and why each step is where it is::
   seconds old (1,000 events / 5 s; the design guide's 100-event batches cost ten commits a second
   per process at 1,000 events/s), or at ``flush()``/``close()``; the shipper
   coalesces whatever is ready into one commit, so under load commits grow instead of multiplying.
+* Accounting: every accepted event is buffered, spooled, committed, ``dropped`` (counted, only under
+  ``drop_oldest`` or a full backlog) or ``damaged`` (set aside by the shipper); ``flush()`` is True
+  only when bronze holds every event accepted before it, within ``flush_timeout`` (30 s) by default.
+  After ``close()``, ``log()`` returns False and counts the refusal: a closed logger stays closed.
+
+This module holds the hot path and the lifecycle. The rest lives by concept: settings and their
+validation in :mod:`risk_runtime.logger_config`, the writer's segments and what became of them in
+:mod:`risk_runtime.segments`, which table a spool feeds in :mod:`risk_runtime.spool_identity`,
+starting and hearing from the shipper in :mod:`risk_runtime.supervision`, and the exit, fork and
+SIGTERM hooks in :mod:`risk_runtime.process_hooks`.
 
 Usage, with asyncio as in the design guide, or without it::
 

@@ -5,7 +5,8 @@
     risk-lake queries       the design guide's three post-mortem queries, over gold
     risk-lake demo          all three in a row, then the gold tables
 
-Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``) and, for an
+Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``), before or after
+the command's name, with the same meaning (``simulate`` writes through that lake's own spool), and, for an
 object-store lake, ``--storage-option KEY=VALUE`` (repeatable) on top of ``$RISK_STORAGE_OPTIONS``
 (credentials belong in the variable: a command line is visible to every user of the host). Runs happen
 in-process; with ``$DAGSTER_HOME`` set they are recorded in that instance, so the Dagster UI shows
@@ -188,8 +189,9 @@ def _storage_option(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    lake_help = f"lake root (default: ${LAKE_ROOT_ENV}, else data/lake); the spool follows it"
     parser = argparse.ArgumentParser(prog="risk-lake", description=__doc__.splitlines()[0])
-    parser.add_argument("--lake", default=None, help=f"lake root (default: ${LAKE_ROOT_ENV}, else data/lake)")
+    parser.add_argument("--lake", default=None, help=lake_help)
     parser.add_argument(
         "--storage-option",
         action="append",
@@ -198,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help=f"a deltalake storage option, over ${STORAGE_OPTIONS_ENV} (repeatable; keep secrets in the variable)",
     )
+    # The same option after the subcommand, meaning the same thing (SUPPRESS: absent there, the
+    # value given before the subcommand stands).
+    lake_option = argparse.ArgumentParser(add_help=False)
+    lake_option.add_argument("--lake", default=argparse.SUPPRESS, help=lake_help)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def simulation_options(command: argparse.ArgumentParser) -> None:
@@ -209,15 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--start", type=_date, default=today - timedelta(days=2), help="first day (default: two days ago)"
         )
 
-    simulation_options(commands.add_parser("simulate", help="a simulated trading session into bronze"))
-    mat = commands.add_parser("materialize", help="silver and gold for the days bronze holds")
+    simulation_options(
+        commands.add_parser("simulate", parents=[lake_option], help="a simulated trading session into bronze")
+    )
+    mat = commands.add_parser("materialize", parents=[lake_option], help="silver and gold for the days bronze holds")
     mat.add_argument("--start", type=_date, default=None, help="first day (default: the earliest in bronze)")
     mat.add_argument("--end", type=_date, default=None, help="last day, inclusive (default: the latest)")
     mat.add_argument("--single-run", action="store_true", help="one run for the whole range (a backfill)")
-    qry = commands.add_parser("queries", help="the post-mortem queries over gold")
+    qry = commands.add_parser("queries", parents=[lake_option], help="the post-mortem queries over gold")
     qry.add_argument("--source", default=None, help="only this circuit breaker")
     qry.add_argument("--execution-id", default=None, help="only this trailing stop")
-    dem = commands.add_parser("demo", help="simulate, materialise, print the gold tables and the queries")
+    dem = commands.add_parser(
+        "demo", parents=[lake_option], help="simulate, materialise, print the gold tables and the queries"
+    )
     simulation_options(dem)
     dem.set_defaults(source=None, execution_id=None)
     return parser

@@ -27,8 +27,9 @@ count after the transition (kept through OPEN and HALF_OPEN, 0 once CLOSED).
 
 Persistence is event-sourced: the events *are* the state. :meth:`~TradingCircuitBreaker.save_state`
 waits until the logger has made them durable; :meth:`~TradingCircuitBreaker.load_state` reads this
-breaker's events (``component == "circuit_breaker"``, ``source == name``) back from bronze and
-folds them. There is no separate state file that could disagree with the audit trail.
+breaker's events (``component == "circuit_breaker"``, ``source == name``) back from bronze and from
+the local spool's not-yet-committed segments, and folds them. There is no separate state file that
+could disagree with the audit trail.
 """
 
 from __future__ import annotations
@@ -314,11 +315,12 @@ class TradingCircuitBreaker:
             )
 
     def save_state(self, timeout: float | None = None) -> BreakerSnapshot:
-        """Wait (up to ``timeout`` seconds) until every event so far is durable; return the state.
+        """Wait (up to ``timeout`` seconds) until every event so far is in bronze; return the state.
 
-        Nothing is written besides the events themselves: they are the saved state. The
-        snapshot's ``durable`` is False if the flush timed out or no logger is attached -- a
-        shutdown path should not crash because the lake is slow, but it should know.
+        Nothing is written besides the events themselves: they are the saved state. ``timeout``
+        defaults to the logger's ``flush_timeout`` (30 s), so a lake that is down never hangs the
+        caller. The snapshot's ``durable`` is False if the events did not land in time or no logger
+        is attached -- a shutdown path should not crash because the lake is slow, but it should know.
         """
         if timeout is not None and (not math.isfinite(timeout) or timeout < 0):
             raise ValueError(f"timeout must be None or a non-negative number of seconds, got {timeout!r}")
@@ -330,20 +332,47 @@ class TradingCircuitBreaker:
         lake_root: str | os.PathLike[str] | None = None,
         *,
         storage_options: Mapping[str, str] | None = None,
+        spool_dir: str | os.PathLike[str] | None = None,
+        lookback_days: int = 7,
     ) -> BreakerSnapshot | None:
-        """Restore this breaker from its events in bronze; None (and no change) if it has none.
+        """Restore this breaker from its events; None (and no change) if it has none.
 
-        Reads rows with ``component == "circuit_breaker"`` and ``source == self.name``, orders
-        them by ``(timestamp, sequence)`` and folds them (:func:`fold_breaker_events`). An OPEN
-        breaker keeps its original ``opened_at``, so it stays OPEN until ``opened_at +
-        reset_timeout`` and then half-opens lazily, as if the process had never stopped.
-        Restoring logs nothing: it is not a decision.
+        The events are this breaker's (``component == "circuit_breaker"``, ``source == self.name``)
+        from bronze **and** from the local spool's segments that no shipper has committed yet
+        (:mod:`risk_runtime.history`), so a breaker killed right after opening restarts OPEN.
+        Bronze is read in the last ``lookback_days`` of ``event_date`` partitions, and in all of
+        them only if those hold no state change; the read runs in a short-lived subprocess, so
+        this process never loads deltalake and may still ``fork`` afterwards.
+
+        Defaults: the lake, storage options and spool of the attached ``RiskEventLogger``; without
+        one, ``$RISK_LAKE_ROOT`` (else ``data/lake``) and that lake's default spool. Events are
+        folded in ``(timestamp, sequence)`` order (:func:`fold_breaker_events`). An OPEN breaker
+        keeps its original ``opened_at``, so it stays OPEN until ``opened_at + reset_timeout`` and
+        then half-opens lazily, as if the process had never stopped. Restoring logs nothing.
         """
-        from risk_runtime.table import RiskEventsTable  # deltalake only when persistence is used
+        from pathlib import Path
 
-        table = RiskEventsTable(lake_root, storage_options=storage_options).read(
-            filters=[("component", "=", Component.CIRCUIT_BREAKER.value), ("source", "=", self.name)],
+        from risk_runtime.history import read_source_events
+        from risk_runtime.spool_identity import default_spool_dir
+        from risk_runtime.table import resolve_lake_root
+
+        attached = self.event_logger
+        if lake_root is None and hasattr(attached, "lake_root"):
+            lake = str(attached.lake_root)  # type: ignore[union-attr]
+            storage_options = storage_options or getattr(attached, "storage_options", None)
+            spool = Path(spool_dir) if spool_dir is not None else getattr(attached, "spool_dir", None)
+        else:
+            lake = resolve_lake_root(lake_root)
+            spool = Path(spool_dir) if spool_dir is not None else default_spool_dir(lake)
+        table = read_source_events(
+            lake,
+            component=Component.CIRCUIT_BREAKER.value,
+            source=self.name,
             columns=list(_FOLD_COLUMNS),
+            spool_dir=spool,
+            storage_options=storage_options,
+            lookback_days=lookback_days,
+            complete_when=RiskEventType.CB_STATE_CHANGE.value,
         )
         if table.num_rows == 0:
             return None

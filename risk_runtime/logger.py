@@ -25,6 +25,16 @@ The path of an event, and why each step is where it is::
   seconds old (1,000 events / 5 s; the design guide's 100-event batches cost ten commits a second
   per process at 1,000 events/s), or at ``flush()``/``close()``; the shipper
   coalesces whatever is ready into one commit, so under load commits grow instead of multiplying.
+* Accounting: every accepted event is buffered, spooled, committed, ``dropped`` (counted, only under
+  ``drop_oldest`` or a full backlog) or ``damaged`` (set aside by the shipper); ``flush()`` is True
+  only when bronze holds every event accepted before it, within ``flush_timeout`` (30 s) by default.
+  After ``close()``, ``log()`` returns False and counts the refusal: a closed logger stays closed.
+
+This module holds the hot path and the lifecycle. The rest lives by concept: settings and their
+validation in :mod:`risk_runtime.logger_config`, the writer's segments and what became of them in
+:mod:`risk_runtime.segments`, which table a spool feeds in :mod:`risk_runtime.spool_identity`,
+starting and hearing from the shipper in :mod:`risk_runtime.supervision`, and the exit, fork and
+SIGTERM hooks in :mod:`risk_runtime.process_hooks`.
 
 Usage, with asyncio as in the design guide, or without it::
 
@@ -41,46 +51,36 @@ Usage, with asyncio as in the design guide, or without it::
 from __future__ import annotations
 
 import asyncio
-import atexit
-import collections
 import contextlib
-import hashlib
 import itertools
 import json
 import logging
 import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
-import weakref
+from collections import deque
 from collections.abc import Awaitable, Generator, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any, Final
 
+from risk_runtime import process_hooks
 from risk_runtime.encoding import encode_batch, warm_up
 from risk_runtime.events import Component, RiskEvent, RiskEventType
-from risk_runtime.spool import (
-    SHIPPER_LOCK,
-    SHIPPER_LOG,
-    STORAGE_OPTIONS_ENV,
-    WRITERS,
-    FileLock,
-    SegmentWriter,
-    is_locked,
-    segment_name,
-)
-from risk_runtime.table import is_uri, resolve_lake_root
+from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
+from risk_runtime.segments import SegmentBook
+from risk_runtime.spool import WRITERS, FileLock
+from risk_runtime.spool_identity import SPOOL_DIR_ENV, claim_spool, default_spool_dir, spool_identity
+from risk_runtime.supervision import ShipperSupervisor
+from risk_runtime.table import resolve_lake_root
+
+__all__ = ["SPOOL_DIR_ENV", "LoggerStats", "OverflowPolicy", "RiskEventLogger", "default_spool_dir"]
 
 log = logging.getLogger(__name__)
 
-SPOOL_DIR_ENV: Final = "RISK_SPOOL_DIR"
 _FRAME_EVENTS: Final = 4_096
 """Most events per spool frame. Encoding holds the GIL (~2-3 µs per event) and the flusher hands it
 back between frames. Measured with bench.runtime, a trading loop's p99 lateness depends on how
@@ -94,26 +94,19 @@ _MIN_SEAL_INTERVAL: Final = 0.1
 _SHIPPER_CHECK_INTERVAL: Final = 1.0
 
 
-class OverflowPolicy(StrEnum):
-    """What ``log()`` does when the in-memory backlog is full (the sink has fallen behind)."""
-
-    DROP_NEWEST = "drop_newest"
-    """Refuse the incoming event (``log()`` returns False). Nothing accepted is ever lost, and
-    the writer's sequence stays gapless; the refusals are counted and reported."""
-    DROP_OLDEST = "drop_oldest"
-    """Discard the oldest waiting event to accept the new one: keeps the most recent decisions,
-    at the price of losing accepted events -- their sequence numbers show up as a gap."""
-
-
 @dataclass(frozen=True)
 class LoggerStats:
-    """A snapshot of the logger's accounting; every event is in exactly one of these states."""
+    """A snapshot of the logger's accounting.
+
+    Every accepted event is in exactly one of: ``buffered``, spooled but not yet committed,
+    ``committed``, ``dropped`` (``drop_oldest`` only) or ``damaged`` (set aside by the shipper).
+    """
 
     writer_id: str
     accepted: int
     """Events ``log()`` took (each has a sequence number)."""
     dropped: int
-    """Events refused or discarded because the backlog was full (see :class:`OverflowPolicy`)."""
+    """Events refused (``drop_newest``) or discarded (``drop_oldest``) because the backlog was full."""
     buffered: int
     """Accepted, still in memory."""
     spooled: int
@@ -123,8 +116,18 @@ class LoggerStats:
     spool_bytes: int
     spool_errors: int
     last_error: str | None
+    """The latest problem, this process's or the shipper's (unreachable lake, held-back or damaged segments)."""
     shipper_running: bool
     internal_errors: int
+    refused_after_close: int = 0
+    """``log()`` calls after ``close()``: refused (False), never written."""
+    damaged: int = 0
+    """Spooled events the shipper could not read back (damaged on disk) and set aside."""
+    held_back_segments: int = 0
+    """Segments in this spool the shipper leaves alone because it does not know their schema version."""
+    flusher_running: bool = False
+    oldest_unshipped_age: float | None = None
+    """Seconds since the oldest accepted event not yet in bronze was written or logged (None: none)."""
 
 
 class _Done:
@@ -144,18 +147,6 @@ class _Done:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.value})"
-
-
-def default_spool_dir(lake_root: str) -> Path:
-    """``$RISK_SPOOL_DIR``, else ``<lake_root>/../spool`` for a local lake, else a per-user state dir."""
-    configured = os.environ.get(SPOOL_DIR_ENV)
-    if configured:
-        return Path(configured).expanduser().resolve()
-    if not is_uri(lake_root):
-        return Path(lake_root).parent / "spool"
-    digest = hashlib.sha256(lake_root.encode()).hexdigest()[:16]
-    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
-    return state / "risk-event-lake" / "spool" / digest
 
 
 def new_writer_id() -> str:
@@ -180,8 +171,11 @@ class RiskEventLogger:
     """Accepts risk events without blocking and lands every accepted one in bronze.
 
     Args:
-        lake_root: the lake (``$RISK_LAKE_ROOT``, else ``data/lake``); a local path or a URI.
-        spool_dir: where events wait on local disk (default: see :func:`default_spool_dir`).
+        lake_root: the lake (``$RISK_LAKE_ROOT``, else ``data/lake``); a local path or a URI. An
+            explicit value always wins over the environment, and the default spool follows it.
+        spool_dir: where events wait on local disk (default: this lake's own spool, see
+            :func:`risk_runtime.spool_identity.default_spool_dir`). A spool feeds one table:
+            ``start()`` refuses one that feeds another.
         storage_options: for an object-store lake; handed to the shipper through its environment.
         batch_size / max_batch_age: a batch lands in bronze when it has this many events or is
             this old (seconds), whichever comes first.
@@ -192,8 +186,12 @@ class RiskEventLogger:
         overflow: :class:`OverflowPolicy`.
         start_shipper: start a shipper process for the spool when none runs (turn off when an
             external shipper serves it).
-        handle_signals: flush to the spool on SIGTERM when no other handler is installed.
+        handle_signals: flush to the spool on SIGTERM (see :mod:`risk_runtime.process_hooks`).
         exit_timeout: how long ``close()`` and interpreter exit wait for the spool to be committed.
+        flush_timeout: how long ``flush()`` (and ``save_state()``) wait when given no timeout.
+
+    Every interval must be a finite positive number of seconds and every size a positive integer:
+    anything else is a ``ValueError`` naming the parameter, here, at construction.
     """
 
     def __init__(
@@ -212,68 +210,69 @@ class RiskEventLogger:
         start_shipper: bool = True,
         handle_signals: bool = True,
         exit_timeout: float = 10.0,
+        flush_timeout: float = 30.0,
     ) -> None:
-        for name, value in (("batch_size", batch_size), ("max_buffer_events", max_buffer_events)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        for name, number in (
-            ("max_batch_age", max_batch_age),
-            ("sync_interval", sync_interval),
-            ("exit_timeout", exit_timeout),
-        ):
-            if not isinstance(number, int | float) or not number > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {number!r}")
-        if not isinstance(max_spool_bytes, int) or max_spool_bytes < 1 << 20:
-            raise ValueError(f"max_spool_bytes must be at least 1 MiB, got {max_spool_bytes!r}")
-        try:
-            self.overflow = OverflowPolicy(overflow)
-        except ValueError:
-            choices = ", ".join(p.value for p in OverflowPolicy)
-            raise ValueError(f"overflow must be one of {choices}, got {overflow!r}") from None
-
+        self.config = LoggerConfig(
+            batch_size=batch_size,
+            max_batch_age=max_batch_age,
+            sync_interval=sync_interval,
+            fsync=fsync,
+            max_buffer_events=max_buffer_events,
+            max_spool_bytes=max_spool_bytes,
+            overflow=overflow,  # type: ignore[arg-type]  # validated into an OverflowPolicy
+            start_shipper=start_shipper,
+            handle_signals=handle_signals,
+            exit_timeout=exit_timeout,
+            flush_timeout=flush_timeout,
+        )
         self.lake_root = resolve_lake_root(lake_root)
         self.spool_dir = Path(spool_dir).resolve() if spool_dir is not None else default_spool_dir(self.lake_root)
         self.storage_options = dict(storage_options) if storage_options else None
-        self.batch_size = batch_size
-        self.max_batch_age = float(max_batch_age)
-        self.sync_interval = float(sync_interval)
-        self.fsync = fsync
-        self.max_buffer_events = max_buffer_events
-        self.max_spool_bytes = max_spool_bytes
-        self.start_shipper = start_shipper
-        self.handle_signals = handle_signals
-        self.exit_timeout = float(exit_timeout)
-
+        self.identity = spool_identity(self.lake_root, self.storage_options)
+        self.overflow = self.config.overflow
+        self.max_buffer_events = self.config.max_buffer_events
+        self.batch_size = self.config.batch_size
+        self.sync_interval = self.config.sync_interval
+        self.exit_timeout = self.config.exit_timeout
+        self.flush_timeout = self.config.flush_timeout
+        self._supervisor = ShipperSupervisor(
+            self.spool_dir, self.lake_root, self.storage_options, enabled=self.config.start_shipper
+        )
         self._io_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._reset_writer()
-        _live_loggers.add(self)
+        process_hooks.register(self)
+        if self.config.handle_signals:
+            process_hooks.install_sigterm_handler()
+
+    @property
+    def start_shipper(self) -> bool:
+        return self._supervisor.enabled
+
+    @start_shipper.setter
+    def start_shipper(self, enabled: bool) -> None:
+        self._supervisor.enabled = enabled
 
     # ------------------------------------------------------------------ state
     def _reset_writer(self) -> None:
         """Fresh identity and empty books: at construction, and in a forked child."""
         self.writer_id = new_writer_id()
-        self._buffer: collections.deque[tuple[int, object]] = collections.deque()
+        self._buffer: deque[tuple[int, object]] = deque()
         self._sequence = itertools.count(1)
         self._dropped = itertools.count()
-        self._dropped_unreported = 0
+        self._refused_closed = itertools.count()
+        self._drops_reported = 0
         self._drop_window: tuple[float, float] | None = None
         self._wake_requested = False
         self._internal_errors = 0
-        self._spooled = 0
-        self._committed = 0
-        self._sealed: collections.deque[tuple[int, int, int]] = collections.deque()  # number, events, bytes
-        self._sealed_bytes = 0
         self._spool_errors = 0
         self._last_error: str | None = None
         self._spool_full = False
         self._writer_dir = self.spool_dir / WRITERS / self.writer_id
         self._writer_lock = FileLock(self._writer_dir / "lock")
-        self._segments = SegmentWriter(self._writer_dir, fsync=self.fsync)
+        self._book = SegmentBook(self.spool_dir, self._writer_dir, fsync=self.config.fsync)
         self._flusher: threading.Thread | None = None
-        self._shipper: subprocess.Popen[bytes] | None = None
-        self._last_shipper_check = 0.0
         self._started = False
         self._closed = False
 
@@ -285,12 +284,16 @@ class RiskEventLogger:
     def log(self, event: RiskEvent) -> bool:
         """Accept ``event`` for bronze; O(1), never blocks, never raises.
 
-        Returns False only when the event was refused because the backlog is full (counted in
-        :meth:`stats` and reported as a ``risk_events_dropped`` event once the sink recovers).
-        A malformed event is accepted: it lands with its problems described, and silver
-        quarantines it.
+        Returns False when the event was refused: the backlog is full under ``drop_newest``
+        (counted in ``dropped`` and reported as a ``risk_events_dropped`` event once the sink
+        recovers), or the logger is closed (counted in ``refused_after_close``; a closed logger
+        never writes again -- create a new one). A malformed event is accepted: it lands with its
+        problems described, and silver quarantines it.
         """
         try:
+            if self._closed:
+                next(self._refused_closed)
+                return False
             buffer = self._buffer
             if len(buffer) >= self.max_buffer_events and not self._make_room():
                 return False
@@ -304,35 +307,49 @@ class RiskEventLogger:
             return False
 
     def _make_room(self) -> bool:
-        """The backlog is full: apply the overflow policy; True if the new event can go in."""
-        next(self._dropped)
-        self._dropped_unreported += 1
-        now = time.time()
-        self._drop_window = (self._drop_window[0] if self._drop_window else now, now)
+        """The backlog is full: apply the overflow policy; True if the new event can go in.
+
+        Under ``drop_oldest`` the flusher may empty the backlog between the length check and the
+        ``popleft()``: then nothing was discarded, nothing is counted, and the event goes in.
+        """
         if self.overflow is OverflowPolicy.DROP_OLDEST:
-            with contextlib.suppress(IndexError):
+            try:
                 self._buffer.popleft()
+            except IndexError:
+                return True
+            self._count_drop()
             return True
+        self._count_drop()
         return False
+
+    def _count_drop(self) -> None:
+        next(self._dropped)
+        now = time.time()
+        window = self._drop_window
+        self._drop_window = (window[0] if window else now, now)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> RiskEventLogger:
-        """Create the spool folder, start the flusher thread and (if needed) the shipper."""
+        """Claim the spool for this lake, start the flusher thread and (if needed) the shipper.
+
+        Raises :class:`~risk_runtime.spool_identity.SpoolMismatchError` (a ``ValueError``) when the
+        spool feeds another table; nothing is written then.
+        """
         if self._closed:
             raise RuntimeError("this RiskEventLogger is closed; create a new one")
+        if self.config.handle_signals:
+            process_hooks.install_sigterm_handler()
         if self._started:
             return self
+        claim_spool(self.spool_dir, self.identity)
         self._create_writer_dir()
         # On this thread, before the flusher exists: an import running on a background thread when the
         # process forks leaves the child's import lock held forever (see encoding.warm_up).
         warm_up()
         self._stopping.clear()
-        self._flusher = threading.Thread(target=self._run_flusher, name="risk-event-flusher", daemon=True)
-        self._flusher.start()
         self._started = True
-        self._ensure_shipper()
-        if self.handle_signals:
-            _install_sigterm_handler()
+        self._ensure_flusher()
+        self._supervisor.ensure_running()
         return self
 
     def _create_writer_dir(self) -> None:
@@ -351,15 +368,25 @@ class RiskEventLogger:
         self._writer_lock = lock  # the lock lives on the open descriptor, whatever the folder is called
 
     async def initialize(self) -> None:
-        """Asyncio twin of :meth:`start` (the design guide's ``await logger.initialize()``)."""
+        """Asyncio twin of :meth:`start` (the design guide's ``await logger.initialize()``).
+
+        The SIGTERM hook is installed here, on the event loop's thread (normally the main thread),
+        before ``start()`` runs on a worker thread, so the asyncio path is covered like the sync one.
+        """
+        if self.config.handle_signals:
+            process_hooks.install_sigterm_handler()
         await asyncio.to_thread(self.start)
 
     def flush(self, timeout: float | None = None) -> Awaitable[bool] | _Done:
-        """Land every event accepted so far in bronze; True when done, False on timeout.
+        """Land every event accepted so far in bronze; True when done, False if not within ``timeout``.
 
-        Inside a running event loop this returns an awaitable and waits in a worker thread
-        (``await logger.flush()``); elsewhere it blocks and returns the result (also awaitable).
+        ``timeout`` defaults to ``flush_timeout`` (30 s): a lake that is down never hangs the caller,
+        and False says so. Inside a running event loop this returns an awaitable and waits in a
+        worker thread (``await logger.flush()``); elsewhere it blocks and returns the result (also
+        awaitable).
         """
+        if self.config.handle_signals:
+            process_hooks.install_sigterm_handler()
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -367,42 +394,55 @@ class RiskEventLogger:
         return loop.run_in_executor(None, self.flush_blocking, timeout)
 
     def flush_blocking(self, timeout: float | None = None) -> bool:
-        """Write the backlog to the spool, seal it, and wait until the shipper has committed it."""
+        """Write the backlog to the spool, seal it, and wait until bronze holds it (or ``timeout``)."""
+        wait = self.flush_timeout if timeout is None else timeout
         if not self._started:
             if not self._buffer or self._closed:
                 return not self._buffer
             self.start()
-        deadline = None if timeout is None else time.monotonic() + timeout
+        target = _peek(self._sequence) - 1
+        deadline = time.monotonic() + wait
+        self._ensure_flusher()
         self._cycle(seal=True)
         while True:
-            self._refresh_committed()
-            if not self._sealed and not self._buffer and self._segments.open_number is None:
+            if self._durable_through(target):
                 return True
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 return False
-            if self._buffer or self._segments.open_number is not None:
+            if self._buffer or self._book.has_open:
                 self._cycle(seal=True)
-            self._ensure_shipper()
+            self._supervisor.ensure_running()
             time.sleep(0.005)
+
+    def _durable_through(self, sequence: int) -> bool:
+        """Every event up to ``sequence`` is in bronze or was dropped: none is buffered, in flight or pending."""
+        with self._io_lock:  # the flusher moves events from the backlog to the spool under this lock
+            if any(seq <= sequence for seq, _ in list(self._buffer)):
+                return False
+        return self._book.durable_through(sequence)
 
     def close(self, timeout: float | None = None) -> bool:
         """Flush and stop; True if everything was committed.
 
         Waits at most ``timeout`` seconds (default: ``exit_timeout``), so a lake that is down never
         holds a process's shutdown hostage. Whatever is not committed by then is already on local
-        disk, where the shipper (which outlives this process) or the next logger commits it.
+        disk, where the shipper (which outlives this process) or the next logger commits it. Later
+        ``log()`` calls return False and are counted (``refused_after_close``).
         """
         if self._closed:
             return True
         wait = self.exit_timeout if timeout is None else timeout
         landed = self.flush_blocking(wait) if (self._started or self._buffer) else True
-        self._stop_flusher()
-        with self._io_lock:
-            self._seal()
-        self._writer_lock.release()
         self._closed = True
+        self._stop_flusher()
+        if self._started:
+            with self._io_lock:
+                self._spool_full = False  # at close the bound yields: the backlog goes to disk, not away
+                self._write_backlog()
+                self._book.seal()
+            self._writer_lock.release()
         self._started = False
-        _live_loggers.discard(self)
+        process_hooks.unregister(self)
         return landed
 
     async def aclose(self, timeout: float | None = None) -> bool:
@@ -424,35 +464,76 @@ class RiskEventLogger:
         await self.aclose()
 
     def stats(self) -> LoggerStats:
-        self._refresh_committed()
+        book = self._book
+        book.refresh()
+        status = self._supervisor.status()
+        if status is not None and status.lake != self.lake_root:
+            status = None
+        held_back = len(status.held_back) if status else 0
+        last_error = self._last_error
+        if last_error is None and status is not None and status.last_error:
+            last_error = f"shipper: {status.last_error}"
+        exited = self._supervisor.exited_with()
+        if last_error is None and exited is not None and not self._supervisor.running():
+            last_error = f"shipper exited with code {exited}; see {self.spool_dir / 'shipper.log'}"
+        if last_error is None and held_back and status is not None:
+            last_error = f"shipper holds back {held_back} segment(s): {status.held_back[0]}"
+        if last_error is None and book.damage_note:
+            last_error = book.damage_note
+        flusher = self._flusher
         return LoggerStats(
             writer_id=self.writer_id,
             accepted=_peek(self._sequence) - 1,
             dropped=_peek(self._dropped),
             buffered=len(self._buffer),
-            spooled=self._spooled,
-            committed=self._committed,
-            spool_bytes=self._spool_usage(),
+            spooled=book.spooled,
+            committed=book.committed,
+            spool_bytes=book.pending_bytes(),
             spool_errors=self._spool_errors,
-            last_error=self._last_error,
-            shipper_running=is_locked(self.spool_dir / SHIPPER_LOCK),
+            last_error=last_error,
+            shipper_running=self._supervisor.running(),
             internal_errors=self._internal_errors,
+            refused_after_close=_peek(self._refused_closed),
+            damaged=book.damaged,
+            held_back_segments=held_back,
+            flusher_running=flusher is not None and flusher.is_alive(),
+            oldest_unshipped_age=self._oldest_unshipped_age(),
         )
 
+    def _oldest_unshipped_age(self) -> float | None:
+        oldest = self._book.oldest_written_at()
+        with contextlib.suppress(IndexError, AttributeError, TypeError, ValueError, OverflowError):
+            logged = self._buffer[0][1].timestamp.timestamp()  # type: ignore[attr-defined]
+            oldest = logged if oldest is None else min(oldest, logged)
+        return None if oldest is None else max(0.0, time.time() - oldest)
+
     # ------------------------------------------------------------------ the flusher
+    def _ensure_flusher(self) -> None:
+        """Start the flusher thread, or a new one if the last one died (its error is in ``last_error``)."""
+        if not self._started or self._stopping.is_set():
+            return
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(target=self._run_flusher, name="risk-event-flusher", daemon=True)
+            self._flusher.start()
+
     def _run_flusher(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self.sync_interval)
-            self._wake.clear()
-            self._wake_requested = False
-            try:
-                self._cycle(seal=False)
-                if time.monotonic() - self._last_shipper_check >= _SHIPPER_CHECK_INTERVAL:
-                    self._ensure_shipper()
-            except Exception as exc:  # keep flushing whatever happens; say what went wrong
-                self._internal_errors += 1
-                self._last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("risk event flusher cycle failed")
+        try:
+            while not self._stopping.is_set():
+                self._wake.wait(self.sync_interval)
+                self._wake.clear()
+                self._wake_requested = False
+                try:
+                    self._cycle(seal=False)
+                    if time.monotonic() - self._supervisor.last_check >= _SHIPPER_CHECK_INTERVAL:
+                        self._supervisor.ensure_running()
+                except Exception as exc:  # keep flushing whatever happens; say what went wrong
+                    self._internal_errors += 1
+                    self._last_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("risk event flusher cycle failed")
+        except BaseException as exc:  # the thread is dying: say so where stats() shows it
+            self._internal_errors += 1
+            self._last_error = f"flusher thread stopped: {type(exc).__name__}: {exc}"
+            log.error("risk event flusher thread stopped: %r; the next flush() restarts it", exc)
 
     def _stop_flusher(self) -> None:
         self._stopping.set()
@@ -467,41 +548,34 @@ class RiskEventLogger:
             return
         try:
             self._write_backlog()
-            segments = self._segments
-            if segments.open_number is not None and (
-                seal or self._batch_ready() or time.monotonic() - (segments.open_since or 0) >= self.max_batch_age
-            ):
-                self._seal()
+            book = self._book
+            if book.has_open and (seal or self._batch_ready() or book.open_age >= self.config.max_batch_age):
+                book.seal()
             else:
-                segments.sync()
+                book.sync()
         finally:
             self._io_lock.release()
 
     def _batch_ready(self) -> bool:
-        segments = self._segments
-        if segments.open_events >= _SEGMENT_EVENTS:
+        book = self._book
+        if book.open_events >= _SEGMENT_EVENTS:
             return True
-        age = time.monotonic() - (segments.open_since or 0)
-        return segments.open_events >= self.batch_size and age >= _MIN_SEAL_INTERVAL
-
-    def _seal(self) -> None:
-        sealed = self._segments.seal()
-        if sealed:
-            self._sealed.append(sealed)
-            self._sealed_bytes += sealed[2]
-
-    def _spool_usage(self) -> int:
-        self._refresh_committed()
-        return self._sealed_bytes + self._segments.open_bytes
+        return book.open_events >= self.batch_size and book.open_age >= _MIN_SEAL_INTERVAL
 
     def _write_backlog(self) -> None:
         """Write the backlog in frames; seal each full batch at once so the shipper commits it while
         the rest is still being encoded (logging, encoding and committing overlap under load)."""
-        if self._spool_full and self._spool_usage() < self.max_spool_bytes:
+        book, limit = self._book, self.config.max_spool_bytes
+        if self._spool_full and book.pending_bytes() < limit:
             self._spool_full = False
         buffer = self._buffer
         while buffer and not self._spool_full:
-            items = [buffer.popleft() for _ in range(min(len(buffer), _FRAME_EVENTS))]
+            items: list[tuple[int, object]] = []
+            with contextlib.suppress(IndexError):  # drop_oldest in log() may empty it under us
+                for _ in range(min(len(buffer), _FRAME_EVENTS)):
+                    items.append(buffer.popleft())
+            if not items:
+                break
             try:
                 batch = _encode(items)
             except Exception as exc:  # bad values never raise (they become ingest errors); this is the library
@@ -510,26 +584,29 @@ class RiskEventLogger:
                 self._last_error = f"encoding failed: {type(exc).__name__}: {exc}"
                 log.exception("risk event encoding failed; the events stay queued")
                 return
+            sequences = [sequence for sequence, _ in items]
             try:
-                self._segments.write(batch)
+                book.write(batch, min(sequences), max(sequences))
             except OSError as exc:
                 buffer.extendleft(reversed(items))  # keep them, in order, for the next cycle
                 self._spool_errors += 1
                 self._last_error = f"spool write failed: {exc}"
                 return
-            self._spooled += len(items)
             if self._batch_ready():
-                self._seal()
-            if self._spool_usage() >= self.max_spool_bytes:
+                book.seal()
+            if book.pending_bytes() >= limit:
                 self._spool_full = True
-                self._last_error = f"spool bound of {self.max_spool_bytes} bytes reached"
+                self._last_error = f"spool bound of {limit} bytes reached"
             time.sleep(0)  # hand the GIL back to the trading threads between frames
-        if self._dropped_unreported and not self._spool_full:
+        if not self._spool_full:
             self._report_drops()
 
     def _report_drops(self) -> None:
         """The sink has room again: record how many events were dropped meanwhile, as an event."""
-        count, self._dropped_unreported = self._dropped_unreported, 0
+        count = _peek(self._dropped) - self._drops_reported
+        if count <= 0:
+            return
+        self._drops_reported += count
         first, last = self._drop_window or (time.time(), time.time())
         self._drop_window = None
         self._buffer.append(
@@ -547,42 +624,7 @@ class RiskEventLogger:
             )
         )
 
-    def _refresh_committed(self) -> None:
-        """Sealed segments the shipper has deleted are committed."""
-        sealed = self._sealed
-        while sealed and not (self._writer_dir / segment_name(sealed[0][0], sealed=True)).exists():
-            _, events, size = sealed.popleft()
-            self._committed += events
-            self._sealed_bytes -= size
-
-    # ------------------------------------------------------------------ the shipper
-    def _ensure_shipper(self) -> None:
-        self._last_shipper_check = time.monotonic()
-        if not self.start_shipper:
-            return
-        if self._shipper is not None and self._shipper.poll() is None:
-            return
-        if is_locked(self.spool_dir / SHIPPER_LOCK):
-            return
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        if self.storage_options:
-            env[STORAGE_OPTIONS_ENV] = json.dumps(self.storage_options)
-        command = [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(self.spool_dir)]
-        command += ["--lake", self.lake_root]
-        with open(self.spool_dir / SHIPPER_LOG, "ab") as shipper_log:
-            self._shipper = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=shipper_log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,  # a Ctrl-C or SIGTERM to the trading process group spares it
-                close_fds=True,
-            )
-
-    # ------------------------------------------------------------------ process events
+    # ------------------------------------------------------------------ process events (process_hooks)
     def _after_fork_in_child(self) -> None:
         """A forked child gets its own writer: new id, new sequence, none of the parent's backlog.
 
@@ -591,7 +633,8 @@ class RiskEventLogger:
         """
         was_started = self._started
         self._writer_lock.forget()
-        self._segments.forget()
+        self._book.forget()
+        self._supervisor.forget()
         self._io_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -612,55 +655,3 @@ class RiskEventLogger:
 def _peek(counter: itertools.count[int]) -> int:
     """The next value of an ``itertools.count`` without consuming it (read from its repr)."""
     return int(repr(counter)[len("count(") : -1])
-
-
-_live_loggers: weakref.WeakSet[RiskEventLogger] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for logger in list(_live_loggers):
-        try:
-            logger._after_fork_in_child()
-        except Exception:
-            log.exception("risk event logger could not restart in a forked child")
-
-
-def _at_exit() -> None:
-    for logger in list(_live_loggers):
-        try:
-            logger._at_exit()
-        except Exception:
-            log.exception("risk event logger could not flush at exit")
-
-
-_previous_sigterm: Any = None
-_sigterm_installed = False
-
-
-def _install_sigterm_handler() -> None:
-    """Flush on SIGTERM, then let the signal do what it did before (terminate, by default)."""
-    global _previous_sigterm, _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    current = signal.getsignal(signal.SIGTERM)
-    if current not in (signal.SIG_DFL, None) and not callable(current):
-        return  # SIG_IGN: the process chose to ignore SIGTERM; respect that
-    _previous_sigterm = current
-    signal.signal(signal.SIGTERM, _handle_sigterm)
-    _sigterm_installed = True
-
-
-def _handle_sigterm(signum: int, frame: FrameType | None) -> None:
-    for logger in list(_live_loggers):
-        with contextlib.suppress(Exception):
-            logger._on_sigterm()
-    previous = _previous_sigterm
-    if callable(previous):
-        previous(signum, frame)
-        return
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-atexit.register(_at_exit)

@@ -7,15 +7,31 @@ appends Arrow frames to a local file; this process, started with ``subprocess`` 
 nothing of the parent's deltalake state is inherited), does everything else.
 
 One shipper runs per spool directory (``shipper.lock``) and serves every writer in it, so several
-loggers on one machine coalesce into one commit per cycle instead of racing each other. It exits
-once no live writer remains and nothing is pending; the next logger that starts, or
-``python -m risk_runtime.shipper --spool DIR --once``, picks up whatever a crash left behind.
+loggers of one lake on one machine coalesce into one commit per cycle instead of racing each
+other. It exits once no live writer remains and nothing is pending; the next logger that starts,
+or ``python -m risk_runtime.shipper --spool DIR --once``, picks up whatever a crash left behind.
 
-Each cycle, per writer: segments whose number the table already records (``txn`` version) are
-deleted unread; the rest are read in order and committed in one Delta commit carrying
-``Transaction(writer_id, last_segment)`` for every writer in it; then their files are deleted. A
-crash anywhere in between is repaired by the next cycle's version check: nothing is lost and
-nothing lands twice.
+**Only its own table.** The spool's manifest (:mod:`risk_runtime.spool_identity`) names the table
+it feeds; a shipper started for another lake refuses to commit anything, says why, exits non-zero.
+
+Each cycle, per writer, segments in number order: segments whose number the table already
+records (``txn`` version) are deleted unread; the rest are read and committed in one Delta commit
+carrying ``Transaction(writer_id, last_segment)`` for every writer in it; then their files are
+deleted. A crash anywhere in between is repaired by the next cycle's version check: nothing is
+lost and nothing lands twice.
+
+**Whole segments, or nothing.** A segment with a frame of a schema version this build does not know
+(newer than :data:`~risk_runtime.events.SCHEMA_VERSION`), or with a column bronze's schema here does
+not have, is held back: left in the spool with that writer's later segments, reported in the log
+and in ``shipper.status.json`` (which the logger's ``stats()`` shows). A shipper of a build that
+knows it ships it later, every column included. Nothing is ever cut down to fit.
+
+**Damage costs only itself.** Damaged bytes of a segment (bad checksum or magic, a truncated
+frame, bytes after the seal record, a missing seal record, an empty sealed segment) are written to
+``corrupt/<writer>/<segment>.at-<offset>.bin`` with a ``.reason`` file beside them; the segment's
+intact frames are committed as usual. A missing segment number is reported the same way
+(``.missing.reason``). ``--once`` ships everything shippable in one pass, prints what it set
+aside and where, and exits 1 if it set anything aside or held anything back.
 """
 
 from __future__ import annotations
@@ -28,7 +44,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
@@ -36,25 +52,30 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from risk_runtime.encoding import finish_bronze
+from risk_runtime import encoding, events
 from risk_runtime.spool import (
     CORRUPT,
     SHIPPER_LOCK,
     STORAGE_OPTIONS_ENV,
     FileLock,
     Segment,
+    SegmentContents,
+    encode_seal,
     is_locked,
     list_segments,
     read_segment,
     segment_name,
     writer_dirs,
 )
+from risk_runtime.spool_identity import SpoolMismatchError, claim_spool, spool_identity
+from risk_runtime.supervision import ShipperStatus
 from risk_runtime.table import RiskEventsTable
 
 log = logging.getLogger("risk_runtime.shipper")
 
 COMMIT_METADATA_DAYS: Final = "risk_event_dates"
 """Commit metadata key listing the UTC days a bronze commit touched (read by the pipeline's sensor)."""
+_STATUS_HEARTBEAT: Final = 5.0
 
 
 @dataclass
@@ -66,6 +87,8 @@ class ShipStats:
     corrupt_segments: int = 0
     errors: int = 0
     last_error: str | None = None
+    set_aside: list[str] = field(default_factory=list)
+    held_back: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -89,42 +112,60 @@ class Shipper:
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.table = RiskEventsTable(lake_root, storage_options=storage_options)
+        self.identity = spool_identity(self.table.lake_root, storage_options)
         self.max_commit_events = max_commit_events
         self.stats = ShipStats()
+        self._next_expected: dict[str, int] = {}
+        self._status = ShipperStatus(pid=os.getpid(), lake=self.table.lake_root)
+        self._status_written = 0.0
+
+    def claim(self) -> None:
+        """Refuse (:class:`SpoolMismatchError`) a spool whose manifest names another table."""
+        claim_spool(self.spool_dir, self.identity)
 
     # ------------------------------------------------------------------ one cycle
     def ship_once(self) -> int:
         """Commit everything that is ready; returns the number of events committed."""
         pending = self._collect()
         if not pending:
+            self._report()
             return 0
         table = self.table.ensure_exists()
         table.update_incremental()
         frames: list[pa.Table] = []
         transactions: dict[str, int] = {}
         shipped: list[Segment] = []
-        events = 0
+        events_in_commit = 0
         for item in pending:
             landed = table.transaction_version(item.writer_id) or 0
+            expected = max(landed, self._next_expected.get(item.writer_id, 1) - 1) + 1
+            self.stats.held_back.pop(item.writer_id, None)
             for segment in item.segments:
                 if segment.number <= landed:  # committed before a crash: delete, don't resend
                     segment.path.unlink(missing_ok=True)
                     self.stats.skipped_segments += 1
                     continue
-                if events >= self.max_commit_events:
+                if events_in_commit >= self.max_commit_events:
                     break
-                contents = read_segment(segment.path)
-                if contents.torn:
-                    self._quarantine(item.writer_dir, segment, "checksum or length mismatch in a sealed segment")
-                    break  # later segments would leave a hole in the transaction order: stop here
-                if contents.batches:
-                    frame = pa.Table.from_batches(contents.batches)
-                    frames.append(finish_bronze(frame, writer_id=item.writer_id))
-                    events += frame.num_rows
+                contents = read_segment(segment.path, sealed=True)
+                refusal = _unshippable(contents)
+                if refusal is not None:
+                    self._hold_back(item, segment, refusal)
+                    break  # later segments would leave a hole in the transaction order: wait here
+                if segment.number > expected:
+                    self._report_missing(item.writer_dir, expected, segment.number)
+                table_part = pa.Table.from_batches(contents.batches) if contents.batches else None
+                if contents.damage:
+                    self._set_aside(item.writer_dir, segment, contents)
+                if table_part is not None and table_part.num_rows:
+                    frames.append(encoding.finish_bronze(table_part, writer_id=item.writer_id))
+                    events_in_commit += table_part.num_rows
                 transactions[item.writer_id] = segment.number
                 shipped.append(segment)
+                expected = segment.number + 1
+                self._next_expected[item.writer_id] = expected
         if transactions:
-            data = pa.concat_tables(frames) if frames else None
+            data = pa.concat_tables(frames, promote_options="permissive") if frames else None
             if data is not None and data.num_rows:
                 days = sorted({d.isoformat() for d in pc.unique(data.column("event_date")).to_pylist()})
                 self.table.append(
@@ -135,9 +176,11 @@ class Shipper:
                 self.stats.commits += 1
             for segment in shipped:
                 segment.path.unlink(missing_ok=True)
-            self.stats.events += events
+            self.stats.events += events_in_commit
         self._remove_finished_writers(pending)
-        return events
+        self._status.last_error, self._status.error_since = None, None
+        self._report()
+        return events_in_commit
 
     def _collect(self) -> list[_Pending]:
         pending = []
@@ -152,23 +195,105 @@ class Shipper:
         return pending
 
     def _seal_abandoned(self, writer_dir: Path, segment: Segment) -> Segment:
-        """A dead writer's open segment: cut any torn last frame, then seal it for shipping."""
-        contents = read_segment(segment.path)
-        if contents.torn:
+        """A dead writer's open segment: set any damaged tail aside, then seal what is intact for shipping."""
+        contents = read_segment(segment.path, sealed=False)
+        if contents.damage:
+            self._set_aside(writer_dir, segment, contents, note="the writer stopped while writing it")
             with open(segment.path, "r+b") as handle:
                 handle.truncate(contents.valid_bytes)
+        if contents.seal is None:
+            with open(segment.path, "ab") as handle:  # sealed by us, for the writer that cannot
+                handle.write(encode_seal(len(contents.frames), contents.events))
+                handle.flush()
+                os.fsync(handle.fileno())
         sealed = writer_dir / segment_name(segment.number, sealed=True)
         os.rename(segment.path, sealed)
         self.stats.recovered_writers += 1
         log.info("recovered %d events from %s of a writer that stopped", contents.events, segment.path.name)
         return Segment(segment.number, sealed, sealed=True)
 
-    def _quarantine(self, writer_dir: Path, segment: Segment, reason: str) -> None:
+    # ------------------------------------------------------------------ what cannot ship whole
+    def _set_aside(self, writer_dir: Path, segment: Segment, contents: SegmentContents, note: str = "") -> None:
+        """Copy each damaged byte range to ``corrupt/`` with a reason file; the intact frames ship."""
         target = self.spool_dir / CORRUPT / writer_dir.name
         target.mkdir(parents=True, exist_ok=True)
-        os.rename(segment.path, target / segment.path.name)
+        data = segment.path.read_bytes()
+        name = segment_name(segment.number, sealed=True)
+        for damage in contents.damage:
+            stem = target / f"{name}.at-{damage.offset}"
+            stem.with_name(stem.name + ".bin").write_bytes(data[damage.offset : damage.offset + damage.length])
+            reason = {
+                "writer_id": writer_dir.name,
+                "segment": segment.number,
+                "offset": damage.offset,
+                "length": damage.length,
+                "reason": damage.reason,
+                "note": note,
+                "segment_frames_shipped": len(contents.frames),
+                "segment_events_shipped": contents.events,
+                "segment_seal_record": contents.seal,
+                "at": datetime.now(UTC).isoformat(),
+            }
+            reason_path = stem.with_name(stem.name + ".reason")
+            reason_path.write_text(json.dumps(reason, indent=2) + "\n")
+            self._remember(str(reason_path))
+            log.error(
+                "set aside %d damaged bytes of %s/%s at offset %d (%s) in %s; its %d intact frame(s) ship",
+                damage.length, writer_dir.name, name, damage.offset, damage.reason, target, len(contents.frames),
+            )  # fmt: skip
         self.stats.corrupt_segments += 1
-        log.error("moved %s to %s: %s", segment.path, target, reason)
+
+    def _report_missing(self, writer_dir: Path, first: int, present: int) -> None:
+        target = self.spool_dir / CORRUPT / writer_dir.name
+        target.mkdir(parents=True, exist_ok=True)
+        missing = list(range(first, present))
+        reason_path = target / f"{segment_name(first, sealed=True)}.missing.reason"
+        reason_path.write_text(
+            json.dumps(
+                {
+                    "writer_id": writer_dir.name,
+                    "missing_segments": missing,
+                    "reason": f"segment(s) {missing[0]}..{missing[-1]} missing from the spool: their events are lost",
+                    "at": datetime.now(UTC).isoformat(),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        self._remember(str(reason_path))
+        log.error("writer %s: segment(s) %s missing from the spool (see %s)", writer_dir.name, missing, reason_path)
+
+    def _hold_back(self, item: _Pending, segment: Segment, why: str) -> None:
+        message = f"{item.writer_id}/{segment.path.name}: {why}"
+        if self.stats.held_back.get(item.writer_id) != message:
+            log.warning("left %s in the spool: %s", segment.path, why)
+        self.stats.held_back[item.writer_id] = message
+
+    def _remember(self, path: str) -> None:
+        if path in self.stats.set_aside:
+            return
+        self.stats.set_aside.append(path)
+        self._status.set_aside = [*self._status.set_aside, path][-100:]
+
+    def _report(self, *, force: bool = False) -> None:
+        status = self._status
+        status.held_back = sorted(self.stats.held_back.values())
+        if force or time.monotonic() - self._status_written >= _STATUS_HEARTBEAT or self._status_changed():
+            status.write(self.spool_dir)
+            self._status_written = time.monotonic()
+            self._last_written = (status.last_error, tuple(status.held_back), len(status.set_aside))
+
+    def _status_changed(self) -> bool:
+        status = self._status
+        now = (status.last_error, tuple(status.held_back), len(status.set_aside))
+        return now != getattr(self, "_last_written", None)
+
+    def record_error(self, exc: BaseException) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        self._status.last_error = self.stats.last_error
+        self._status.error_since = self._status.error_since or time.time()
+        self._report()
 
     def _remove_finished_writers(self, pending: Sequence[_Pending]) -> None:
         for item in pending:
@@ -177,10 +302,13 @@ class Shipper:
 
     # ------------------------------------------------------------------ the loop
     def has_work(self) -> bool:
-        return any(list_segments(d) or is_locked(d / "lock") for d in writer_dirs(self.spool_dir))
+        return any(
+            (list_segments(d) and d.name not in self.stats.held_back) or is_locked(d / "lock")
+            for d in writer_dirs(self.spool_dir)
+        )
 
     def run(self, *, poll_interval: float = 0.05, idle_exit: float | None = 5.0, max_backoff: float = 5.0) -> None:
-        """Ship until no writer is alive and nothing is pending for ``idle_exit`` seconds."""
+        """Ship until no writer is alive and nothing shippable is pending for ``idle_exit`` seconds."""
         backoff = poll_interval
         idle_since: float | None = None
         while True:
@@ -189,8 +317,7 @@ class Shipper:
                 backoff = poll_interval
             except Exception as exc:  # the lake is unwritable or missing: keep everything, retry
                 shipped = 0
-                self.stats.errors += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.record_error(exc)
                 log.warning("commit failed, retrying in %.2fs: %s", backoff, self.stats.last_error)
                 time.sleep(backoff)
                 backoff = min(max_backoff, backoff * 2)
@@ -205,6 +332,19 @@ class Shipper:
             else:
                 idle_since = None
             time.sleep(poll_interval)
+
+
+def _unshippable(contents: SegmentContents) -> str | None:
+    """Why a segment cannot land whole in this build's bronze, or None."""
+    known = events.SCHEMA_VERSION
+    for frame in contents.frames:
+        if frame.schema_version > known:
+            return f"frame of schema version {frame.schema_version}; this shipper knows versions up to {known}"
+        for batch in frame.batches:
+            unknown = [n for n in batch.schema.names if n not in encoding.BRONZE_SCHEMA.names]
+            if unknown:
+                return f"frame with column(s) {', '.join(unknown)} that bronze's schema here does not have"
+    return None
 
 
 def storage_options_from_env() -> dict[str, str] | None:
@@ -227,16 +367,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0  # another shipper serves this spool
     try:
         shipper = Shipper(args.spool, args.lake, storage_options=storage_options_from_env())
+        try:
+            shipper.claim()
+        except SpoolMismatchError as exc:
+            shipper.record_error(exc)
+            print(f"refusing to ship: {exc}", file=sys.stderr, flush=True)
+            return 2
         log.info("shipping %s to %s", args.spool, shipper.table.uri)
         if args.once:
-            while shipper.ship_once():
-                pass
-        else:
-            shipper.run(poll_interval=args.poll_interval, idle_exit=args.idle_exit)
+            return _recover(shipper)
+        shipper.run(poll_interval=args.poll_interval, idle_exit=args.idle_exit)
         log.info("done at %s: %s", datetime.now(UTC).isoformat(), shipper.stats)
     finally:
         lock.release()
     return 0
+
+
+def _recover(shipper: Shipper) -> int:
+    """One pass over everything shippable; say what was set aside or held back; 1 if anything was."""
+    while shipper.ship_once():
+        pass
+    stats = shipper.stats
+    print(f"shipped {stats.events} event(s) in {stats.commits} commit(s) to {shipper.table.uri}", flush=True)
+    for path in stats.set_aside:
+        print(f"set aside: {path}", flush=True)
+    for message in stats.held_back.values():
+        print(f"left in the spool: {message}", flush=True)
+    return 1 if stats.set_aside or stats.held_back else 0
 
 
 if __name__ == "__main__":

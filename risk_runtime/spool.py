@@ -1,19 +1,34 @@
 """The local spool: where accepted events wait on disk until the shipper commits them to bronze.
 
-Layout of a spool directory (one per machine and lake, shared by every logger on it)::
+Layout of a spool directory (one per lake and machine, shared by every logger of that lake on it)::
 
+    <spool>/spool.json                     which table this spool feeds (see risk_runtime.spool_identity)
     <spool>/shipper.lock                   held (flock) by the one running shipper
     <spool>/shipper.log                    the shipper's own log
+    <spool>/shipper.status.json            the shipper's last error, held-back and set-aside segments
     <spool>/writers/<writer_id>/lock       held (flock) by the live logger that owns the folder
     <spool>/writers/<writer_id>/000000000007.open   the segment being written
     <spool>/writers/<writer_id>/000000000006.seg    sealed: ready to commit
-    <spool>/corrupt/                       segments that failed their checksums (kept, never deleted)
+    <spool>/corrupt/<writer_id>/...        damaged bytes set aside, each with a ``.reason`` file (never deleted)
 
-A segment is a sequence of frames ``magic | length | crc32 | Arrow IPC stream``; every frame is
-one ``write()``, so after ``kill -9`` a segment ends at a frame boundary or with one torn frame,
-which the reader detects (length or checksum) and cuts off. Segment numbers are the Delta
-transaction versions of their writer: the shipper commits them in order with
-``Transaction(writer_id, segment_number)``, which makes re-committing after a crash a no-op.
+Invariants, first:
+
+* A segment is a sequence of frames, then (once sealed) one seal record. A frame is
+  ``"RSF2" | u16 schema version | u16 reserved | u32 length | u32 crc32 | Arrow IPC stream``; the CRC
+  covers the version, the length and the payload. The seal record is ``"RSFS" | u32 frames | u64
+  events | u32 crc32``. Frames of the previous format (``"RSF1" | length | crc32 | payload``, no
+  version, no seal record) are still read.
+* Every frame says which schema version wrote it, so a shipper that does not know that version
+  leaves the segment where it is instead of guessing (and dropping columns it does not know).
+* Every frame is one ``write()``: after ``kill -9`` a segment ends at a frame boundary (a torn frame
+  needs a power loss). Damage is found by length, magic and CRC, and reading resynchronises at the
+  next frame magic whose frame checks out, so a damaged frame costs only itself. A sealed segment
+  without its seal record was cut short; one whose record disagrees with its frames lost some.
+* Segment numbers are the Delta transaction versions of their writer, contiguous from 1: the
+  shipper commits them in order with ``Transaction(writer_id, segment_number)``, which makes
+  re-committing after a crash a no-op, and a missing number is a missing segment, reported.
+* Writers create segments; only the shipper deletes them, and only once bronze holds every intact
+  frame; damaged bytes are moved to ``corrupt/``, never deleted.
 
 Why ``flock``: the kernel releases it when its holder dies, however it dies, so "is this writer
 (or the shipper) still alive?" has an answer that a crash cannot leave stale.
@@ -29,14 +44,25 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
 import pyarrow as pa
 
-FRAME_MAGIC: Final = b"RSF1"
-_HEADER: Final = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
+from risk_runtime.events import SCHEMA_VERSION
+
+FORMAT_VERSION: Final = 2
+"""The segment format this runtime writes (recorded in a spool's manifest when it is created)."""
+FRAME_MAGIC: Final = b"RSF2"
+LEGACY_FRAME_MAGIC: Final = b"RSF1"
+SEAL_MAGIC: Final = b"RSFS"
+_HEADER: Final = struct.Struct("<4sHHII")  # magic, schema version, reserved, payload length, crc32
+_LEGACY_HEADER: Final = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
+_SEAL: Final = struct.Struct("<4sIQI")  # magic, frames, events, crc32 of (frames, events)
+_MAGICS: Final = (FRAME_MAGIC, LEGACY_FRAME_MAGIC, SEAL_MAGIC)
+SCHEMA_VERSION_KEY: Final = b"risk.schema_version"
+"""Arrow schema metadata key carrying the frame's schema version too (for readers of the payload alone)."""
 _SEGMENT_RE: Final = re.compile(r"^(\d{12})\.(open|seg)$")
 WRITERS: Final = "writers"
 CORRUPT: Final = "corrupt"
@@ -50,42 +76,176 @@ def segment_name(number: int, sealed: bool) -> str:
     return f"{number:012d}.{'seg' if sealed else 'open'}"
 
 
-def encode_frame(batch: pa.RecordBatch) -> bytes:
+def encode_frame(batch: pa.RecordBatch, schema_version: int = SCHEMA_VERSION) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     payload = sink.getvalue().to_pybytes()
-    return _HEADER.pack(FRAME_MAGIC, len(payload), zlib.crc32(payload)) + payload
+    fields = struct.pack("<HHI", schema_version, 0, len(payload))
+    return FRAME_MAGIC + fields + struct.pack("<I", zlib.crc32(payload, zlib.crc32(fields))) + payload
+
+
+def encode_seal(frames: int, events: int) -> bytes:
+    body = struct.pack("<IQ", frames, events)
+    return SEAL_MAGIC + body + struct.pack("<I", zlib.crc32(body))
 
 
 @dataclass(frozen=True)
-class SegmentContents:
+class Frame:
+    offset: int
+    size: int
+    schema_version: int
+    """0 for a frame of the previous format, which did not record it (any version up to 2)."""
     batches: list[pa.RecordBatch]
-    valid_bytes: int
-    """Bytes up to the end of the last intact frame."""
-    torn: bool
-    """The file continues past ``valid_bytes`` with a partial or corrupt frame."""
 
     @property
     def events(self) -> int:
         return sum(b.num_rows for b in self.batches)
 
 
-def read_segment(path: Path) -> SegmentContents:
-    """Every intact frame of a segment; stops at the first torn or corrupt frame."""
+@dataclass(frozen=True)
+class Damage:
+    offset: int
+    length: int
+    reason: str
+
+
+@dataclass
+class SegmentContents:
+    """What reading a segment found: its intact frames, its seal record, and every damaged range."""
+
+    frames: list[Frame] = field(default_factory=list)
+    damage: list[Damage] = field(default_factory=list)
+    seal: tuple[int, int] | None = None
+    """``(frames, events)`` from the seal record, if the segment has an intact one."""
+    size: int = 0
+
+    @property
+    def batches(self) -> list[pa.RecordBatch]:
+        return [b for frame in self.frames for b in frame.batches]
+
+    @property
+    def events(self) -> int:
+        return sum(frame.events for frame in self.frames)
+
+    @property
+    def valid_bytes(self) -> int:
+        """Bytes up to the end of the last intact frame."""
+        return self.frames[-1].offset + self.frames[-1].size if self.frames else 0
+
+    @property
+    def torn(self) -> bool:
+        return bool(self.damage)
+
+
+def _parse_at(data: bytes, offset: int) -> tuple[str, int, int, int, bytes] | str:
+    """The record at ``offset``: ``(kind, end, a, b, payload)``, or the reason it is not one."""
+    remaining = len(data) - offset
+    magic = data[offset : offset + 4]
+    if magic == FRAME_MAGIC:
+        if remaining < _HEADER.size:
+            return "truncated frame header"
+        _, version, _, length, crc = _HEADER.unpack_from(data, offset)
+        end = offset + _HEADER.size + length
+        if end > len(data):
+            return f"truncated frame payload ({len(data) - offset - _HEADER.size} of {length} bytes)"
+        payload = data[offset + _HEADER.size : end]
+        if zlib.crc32(payload, zlib.crc32(data[offset + 4 : offset + 12])) != crc:
+            return "frame checksum mismatch"
+        return "frame", end, version, 0, payload
+    if magic == LEGACY_FRAME_MAGIC:
+        if remaining < _LEGACY_HEADER.size:
+            return "truncated frame header"
+        _, length, crc = _LEGACY_HEADER.unpack_from(data, offset)
+        end = offset + _LEGACY_HEADER.size + length
+        if end > len(data):
+            return f"truncated frame payload ({len(data) - offset - _LEGACY_HEADER.size} of {length} bytes)"
+        payload = data[offset + _LEGACY_HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            return "frame checksum mismatch"
+        return "frame", end, 0, 0, payload
+    if magic == SEAL_MAGIC:
+        if remaining < _SEAL.size:
+            return "truncated seal record"
+        _, frames, events, crc = _SEAL.unpack_from(data, offset)
+        if zlib.crc32(data[offset + 4 : offset + 16]) != crc:
+            return "seal record checksum mismatch"
+        return "seal", offset + _SEAL.size, frames, events, b""
+    if remaining < 4 and any(m.startswith(magic) for m in _MAGICS):
+        return "truncated frame header"
+    return "bytes that are not a frame (bad magic)"
+
+
+def _decode(payload: bytes) -> list[pa.RecordBatch] | None:
+    try:
+        return list(pa.ipc.open_stream(pa.py_buffer(payload)))
+    except (pa.ArrowInvalid, OSError):
+        return None
+
+
+def _resync(data: bytes, start: int) -> int:
+    """The next offset from ``start`` holding an intact record, else the end of the data."""
+    position = start
+    while True:
+        found = [p for p in (data.find(m, position) for m in _MAGICS) if p >= 0]
+        if not found:
+            return len(data)
+        candidate = min(found)
+        if not isinstance(_parse_at(data, candidate), str):
+            return candidate
+        position = candidate + 1
+
+
+def read_segment(path: Path, *, sealed: bool | None = None) -> SegmentContents:
+    """Every intact frame of a segment, and every damaged byte range with its reason.
+
+    ``sealed`` (default: from the file name) adds the checks only a sealed segment can fail: it is
+    empty, it lacks its seal record (cut short), or its record disagrees with its intact frames.
+    """
     data = path.read_bytes()
-    batches: list[pa.RecordBatch] = []
+    sealed = path.name.endswith(".seg") if sealed is None else sealed
+    contents = SegmentContents(size=len(data))
     offset = 0
+    versioned = False
     while offset < len(data):
-        if len(data) - offset < _HEADER.size:
-            return SegmentContents(batches, offset, torn=True)
-        magic, length, crc = _HEADER.unpack_from(data, offset)
-        start, end = offset + _HEADER.size, offset + _HEADER.size + length
-        if magic != FRAME_MAGIC or end > len(data) or zlib.crc32(data[start:end]) != crc:
-            return SegmentContents(batches, offset, torn=True)
-        batches.extend(pa.ipc.open_stream(pa.py_buffer(data[start:end])))
-        offset = end
-    return SegmentContents(batches, offset, torn=False)
+        parsed = _parse_at(data, offset)
+        if not isinstance(parsed, str):
+            kind, end, a, b, payload = parsed
+            if kind == "seal" and contents.seal is None:
+                contents.seal = (a, b)
+                if end < len(data):
+                    contents.damage.append(Damage(end, len(data) - end, "bytes after the seal record"))
+                break
+            batches = _decode(payload) if kind == "frame" else None
+            if batches is not None:
+                contents.frames.append(Frame(offset, end - offset, a, batches))
+                versioned = versioned or data[offset : offset + 4] == FRAME_MAGIC
+                offset = end
+                continue
+            parsed = "checksum holds but the Arrow payload does not decode"
+        resume = _resync(data, offset + 1)
+        contents.damage.append(Damage(offset, resume - offset, parsed))
+        offset = resume
+    if sealed:
+        if not data:
+            contents.damage.append(Damage(0, 0, "empty sealed segment (0 bytes)"))
+        elif contents.seal is None and versioned and not contents.damage:
+            intact = len(contents.frames)
+            contents.damage.append(
+                Damage(len(data), 0, f"seal record missing: the segment was cut short after {intact} intact frame(s)")
+            )
+        elif contents.seal is not None and not contents.damage:
+            frames, events = contents.seal
+            if (frames, events) != (len(contents.frames), contents.events):
+                contents.damage.append(
+                    Damage(
+                        len(data),
+                        0,
+                        f"seal record says {frames} frame(s) / {events} event(s), "
+                        f"found {len(contents.frames)} / {contents.events}",
+                    )
+                )
+    return contents
 
 
 def fsync_dir(path: Path) -> None:
@@ -143,12 +303,15 @@ def is_locked(path: Path) -> bool:
 class SegmentWriter:
     """Appends frames to one writer's current segment and seals segments in order.
 
-    Used only by the logger's flusher thread (the caller serialises access).
+    Used only by the logger's flusher thread (the caller serialises access). Every frame carries
+    ``schema_version`` (this runtime's, unless a tool writes for another).
     """
 
-    def __init__(self, directory: Path, *, fsync: bool) -> None:
+    def __init__(self, directory: Path, *, fsync: bool, schema_version: int = SCHEMA_VERSION) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.schema_version = schema_version
+        self.open_frames = 0
         self.next_number = 1
         self.open_number: int | None = None
         self.open_events = 0
@@ -161,13 +324,14 @@ class SegmentWriter:
 
         Durability is :meth:`sync`'s job, once per flush cycle rather than once per frame.
         """
-        frame = encode_frame(batch)
+        frame = encode_frame(batch, self.schema_version)
         if self._fd is None:
             number = self.next_number
             path = self.directory / segment_name(number, sealed=False)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
             self._fd, self.open_number, self.next_number = fd, number, number + 1
             self.open_events, self.open_bytes, self.open_since = 0, 0, time.monotonic()
+            self.open_frames = 0
             if self.fsync:
                 fsync_dir(self.directory)
         written = os.write(self._fd, frame)
@@ -176,6 +340,7 @@ class SegmentWriter:
             raise OSError(f"short write to spool segment ({written} of {len(frame)} bytes)")
         self.open_events += batch.num_rows
         self.open_bytes += len(frame)
+        self.open_frames += 1
         return len(frame)
 
     def sync(self) -> None:
@@ -184,9 +349,13 @@ class SegmentWriter:
             os.fsync(self._fd)
 
     def seal(self) -> tuple[int, int, int] | None:
-        """Close the open segment for shipping; returns ``(number, events, bytes)`` or None."""
+        """Write the seal record, close the segment for shipping; returns ``(number, events, bytes)`` or None."""
         if self._fd is None or self.open_number is None:
             return None
+        seal = encode_seal(self.open_frames, self.open_events)
+        if os.write(self._fd, seal) != len(seal):
+            raise OSError("short write of a seal record")
+        self.open_bytes += len(seal)
         self.sync()
         os.close(self._fd)
         self._fd = None
@@ -195,6 +364,7 @@ class SegmentWriter:
         if self.fsync:
             fsync_dir(self.directory)
         self.open_number, self.open_events, self.open_bytes, self.open_since = None, 0, 0, None
+        self.open_frames = 0
         return number, events, size
 
     def forget(self) -> None:

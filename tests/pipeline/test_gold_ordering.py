@@ -1,0 +1,178 @@
+"""Gold's order of days is the orchestrator's: real Dagster runs, the real CLI, the real sensor.
+
+Gold day D reads the state carried from D-1, so D must be built after D-1 and rebuilt whenever D-1
+changes. These tests build the same bronze in the wrong order, twice at once, and with a late event,
+and require the gold tables of a lake built once, in order.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from ordering_lake import D0, D1, D2, bronze, cli_env, gold_tables, late_batch, risk_lake
+
+from risk_pipeline import cli
+from risk_pipeline.definitions import defs
+from risk_pipeline.defs.bronze.sensors import SENSOR_NAME, write_cursor
+from risk_pipeline.defs.gold.assets import GOLD_TABLES
+from risk_pipeline.defs.gold.assets import gold_tables as gold_asset
+from risk_pipeline.defs.ordering import GOLD_POOL, RANGE_END_TAG, RANGE_START_TAG
+from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.lake import Lake
+from risk_runtime.table import LAKE_ROOT_ENV
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _own_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI sets ``$RISK_LAKE_ROOT`` for the code location; monkeypatch puts it back afterwards."""
+    monkeypatch.setenv(LAKE_ROOT_ENV, "unused")
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+
+def materialize(root: Path, *days: date) -> int:
+    """``risk-lake materialize`` in this process, for ``days`` (first..last) or all of bronze."""
+    span = ["--start", days[0].isoformat(), "--end", days[-1].isoformat()] if days else []
+    return cli.main(["--lake", str(root), "materialize", *span])
+
+
+@pytest.fixture(scope="module")
+def in_order(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, object]]]:
+    """Gold of the three days, built once, in order."""
+    root = tmp_path_factory.mktemp("in_order") / "lake"
+    bronze(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.setenv(LAKE_ROOT_ENV, str(root))
+        assert materialize(root) == 0
+    return gold_tables(Lake(str(root)))
+
+
+@pytest.fixture(scope="module")
+def in_order_with_late_event(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, object]]]:
+    root = tmp_path_factory.mktemp("in_order_late") / "lake"
+    bronze(root)
+    late_batch(root)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("DAGSTER_HOME", raising=False)
+        patch.setenv(LAKE_ROOT_ENV, str(root))
+        assert materialize(root) == 0
+    return gold_tables(Lake(str(root)))
+
+
+# ---------------------------------------------------------------------------------------------- the graph
+def test_gold_day_depends_on_its_own_previous_day() -> None:
+    graph = defs.resolve_asset_graph()
+    for table in GOLD_TABLES:
+        assert table.key in graph.get(table.key).parent_keys
+        mapping = graph.get_partition_mapping(table.key, table.key)
+        assert mapping == dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+    assert gold_asset.op.pool == GOLD_POOL
+
+
+# ---------------------------------------------------------------------------------------------- the CLI
+def test_days_materialised_out_of_order_end_as_in_order(tmp_path: Path, in_order: dict) -> None:
+    root = tmp_path / "lake"
+    bronze(root)
+
+    materialize(root, D2)  # gold D2 from no state: its checks may fail, and say so
+    materialize(root, D0)  # rebuilds gold D0 .. D2, the latest built day
+    assert materialize(root, D1) == 0
+
+    assert gold_tables(Lake(str(root))) == in_order
+
+
+def test_materialising_an_old_day_rebuilds_gold_through_the_latest_day_and_says_so(
+    tmp_path: Path, in_order_with_late_event: dict, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "lake"
+    bronze(root)
+    assert materialize(root) == 0
+    late_batch(root)
+    capsys.readouterr()
+
+    assert materialize(root, D0) == 0
+
+    out = capsys.readouterr().out
+    assert f"silver for 1 day(s): {D0} .. {D0}" in out
+    assert f"gold from {D0} through {D2}" in out
+    assert gold_tables(Lake(str(root))) == in_order_with_late_event
+
+
+def _gold_step_intervals(instance: dg.DagsterInstance) -> list[tuple[float, float]]:
+    intervals = []
+    for run in instance.get_runs():
+        events = instance.all_logs(
+            run.run_id, of_type={dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS}
+        )
+        times = {e.dagster_event.event_type: e.timestamp for e in events if e.step_key == gold_asset.op.name}
+        if times:
+            intervals.append((times[dg.DagsterEventType.STEP_START], times[dg.DagsterEventType.STEP_SUCCESS]))
+    return sorted(intervals)
+
+
+def test_two_cli_processes_at_once_take_turns_on_gold_and_end_as_in_order(
+    tmp_path: Path, in_order: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "lake"
+    bronze(root)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    args = ["--lake", str(root), "materialize", "--single-run"]
+
+    first, second = (
+        subprocess.Popen(
+            risk_lake(*args), cwd=REPO, env=cli_env(home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for _ in range(2)
+    )
+    outputs = [process.communicate(timeout=240)[0] for process in (first, second)]
+
+    assert [first.returncode, second.returncode] == [0, 0], outputs
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        intervals = _gold_step_intervals(instance)
+    assert len(intervals) == 2, outputs
+    (_, first_end), (second_start, _) = intervals
+    assert first_end <= second_start, f"gold steps overlapped: {intervals}"
+    assert gold_tables(Lake(str(root))) == in_order
+
+
+# ---------------------------------------------------------------------------------------------- the sensor
+def test_a_late_event_is_rebuilt_through_the_latest_day_by_the_sensor_alone(
+    tmp_path: Path, in_order_with_late_event: dict
+) -> None:
+    root = tmp_path / "lake"
+    built = bronze(root)
+    repository = defs.get_repository_def()
+    sensor = repository.get_sensor_def(SENSOR_NAME)
+    job = repository.get_job(sensor.job_name)
+    lake = LakeResource(root=str(root))
+    with dg.DagsterInstance.ephemeral() as instance:
+
+        def tick_and_run(cursor: str | None) -> tuple[list[dg.RunRequest], str | None]:
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, repository_def=repository, resources={"lake": lake}
+            )
+            data = sensor.evaluate_tick(context)
+            for run in data.run_requests:
+                result = job.execute_in_process(
+                    instance=instance, tags=run.tags, partition_key=run.partition_key, resources={"lake": lake}
+                )
+                assert result.success
+            return data.run_requests, data.cursor
+
+        first, cursor = tick_and_run(None)  # a lake with bronze only: every day, in one run
+        assert cursor == write_cursor(built)
+        late_batch(root)
+        (late,) = tick_and_run(cursor)[0]
+
+    assert [r.tags.get(RANGE_START_TAG) for r in first] == [D0.isoformat()]
+    assert (late.tags[RANGE_START_TAG], late.tags[RANGE_END_TAG]) == (D0.isoformat(), D2.isoformat())
+    assert gold_tables(Lake(str(root))) == in_order_with_late_event

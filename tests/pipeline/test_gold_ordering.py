@@ -7,6 +7,7 @@ and require the gold tables of a lake built once, in order.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -176,3 +177,35 @@ def test_a_late_event_is_rebuilt_through_the_latest_day_by_the_sensor_alone(
     assert [r.tags.get(RANGE_START_TAG) for r in first] == [D0.isoformat()]
     assert (late.tags[RANGE_START_TAG], late.tags[RANGE_END_TAG]) == (D0.isoformat(), D2.isoformat())
     assert gold_tables(Lake(str(root))) == in_order_with_late_event
+
+
+def test_a_killed_cli_run_does_not_hold_the_gold_pool_for_ever(
+    tmp_path: Path, in_order: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run killed outright keeps its pool slot; the next risk-lake on this host marks it failed and goes on.
+    root = tmp_path / "lake"
+    bronze(root)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        job = defs.resolve_implicit_global_asset_job_def()
+        tags = {cli.HOST_TAG: socket.gethostname(), cli.PID_TAG: str(gone.pid)}
+        dead = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED, tags=tags)
+        instance.event_log_storage.initialize_concurrency_limit_to_default(GOLD_POOL)
+        claim = instance.event_log_storage.claim_concurrency_slot(GOLD_POOL, dead.run_id, gold_asset.op.name)
+        assert claim.is_claimed
+
+    result = subprocess.run(
+        risk_lake("--lake", str(root), "materialize"), cwd=REPO, env=cli_env(home), capture_output=True, text=True,
+        timeout=180, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"marked failed run {dead.run_id}" in result.stdout
+    assert gold_tables(Lake(str(root))) == in_order
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE

@@ -275,6 +275,9 @@ def materialize(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- queries
+GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS)
+
+
 def _show(title: str, frame: pl.DataFrame, rows: int = 20) -> None:
     print(f"\n== {title} ({frame.height} rows)")
     with pl.Config(tbl_rows=rows, tbl_cols=16, tbl_width_chars=160, fmt_str_lengths=24):
@@ -291,9 +294,6 @@ def run_queries(args: argparse.Namespace) -> int:
     _show("Trailing stop profit locked", queries.trailing_stop_profit(lake, execution_id=args.execution_id))
     _show("Portfolio limit rejections by limit type", queries.rejections_by_limit_type(lake))
     return 0
-
-
-GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS)
 
 
 def show_tables(lake: Lake) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
-from datetime import date
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import dagster as dg
@@ -21,7 +21,7 @@ from risk_pipeline.definitions import defs
 from risk_pipeline.defs.bronze.sensors import SENSOR_NAME, write_cursor
 from risk_pipeline.defs.gold.assets import GOLD_TABLES
 from risk_pipeline.defs.gold.assets import gold_tables as gold_asset
-from risk_pipeline.defs.ordering import GOLD_POOL, RANGE_END_TAG, RANGE_START_TAG
+from risk_pipeline.defs.ordering import GOLD_POOL, PIPELINE_TAG, PIPELINE_TAGS, RANGE_END_TAG, RANGE_START_TAG
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.lake import Lake
 from risk_runtime.table import LAKE_ROOT_ENV
@@ -209,3 +209,21 @@ def test_a_killed_cli_run_does_not_hold_the_gold_pool_for_ever(
     assert gold_tables(Lake(str(root))) == in_order
     with dg.DagsterInstance.get() as instance:
         assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_the_nightly_schedule_rebuilds_yesterday_through_the_latest_gold_day(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    bronze(root)
+    assert materialize(root) == 0
+    repository = defs.get_repository_def()
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=datetime.combine(D1, time(0, 30), UTC),
+            repository_def=repository,
+            resources={"lake": LakeResource(root=str(root))},
+        )
+        (run,) = repository.get_schedule_def("daily_pipeline_schedule").evaluate_tick(context).run_requests
+
+    assert (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]) == (D0.isoformat(), D2.isoformat())
+    assert run.tags[PIPELINE_TAG] == PIPELINE_TAGS[PIPELINE_TAG]

@@ -315,8 +315,12 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
             ", ".join(d.isoformat() for d in outside),
         )
     if not changed:
-        reason = "first look: silver is up to date with bronze" if since is None else f"{versions} changed no rows"
-        return dg.SensorResult(skip_reason=f"bronze versions {reason}", cursor=write_cursor(version))
+        reason = (
+            f"first look at bronze version {version}: silver is up to date with every bronze day"
+            if since is None
+            else f"bronze versions {versions} changed no rows"
+        )
+        return dg.SensorResult(skip_reason=reason, cursor=write_cursor(version))
     first, last = changed[0], gold_through(store, changed[-1])
     if already_waiting(context.instance, SENSOR_NAME, first, last):
         context.log.info("a run still queued for %s .. %s will read these commits", first, last)

@@ -29,6 +29,7 @@ from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES, TRAILING_STOP_STATE
 from risk_pipeline.defs.partitions import daily_partitions
+from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import Lake
 
 PREVIOUS_DAY: Final = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
@@ -70,6 +71,18 @@ def latest_gold_day(lake: Lake) -> date | None:
     """The latest day any gold table (or carried state) holds, read from the Delta logs (no data scan)."""
     days = [day for ref in _GOLD_WRITES for day in lake.days_present(ref)[-1:]]
     return max(days, default=None)
+
+
+def gold_missing_before(lake: Lake, start: date) -> list[date]:
+    """Silver days before ``start`` that gold has not been built for since the last gold day before it.
+
+    Gold ``start`` would carry its state from an older day than the one before it, skipping those days'
+    events: the gold step refuses to run rather than write that. Days whose silver is empty (no rows)
+    change no state and never count.
+    """
+    built = {day for ref in _GOLD_WRITES for day in lake.days_present(ref) if day < start}
+    last_built = max(built, default=None)
+    return [day for day in lake.days_present(SILVER) if day < start and (last_built is None or day > last_built)]
 
 
 def gold_through(lake: Lake, last: date) -> date:

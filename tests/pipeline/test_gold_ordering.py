@@ -13,14 +13,17 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import dagster as dg
+import dagster_runs
 import pytest
 from ordering_lake import D0, D1, D2, bronze, cli_env, gold_tables, late_batch, risk_lake
 
 from risk_pipeline import cli
 from risk_pipeline.definitions import defs
 from risk_pipeline.defs.bronze.sensors import SENSOR_NAME, write_cursor
+from risk_pipeline.defs.constants import GOLD_GROUP, SILVER_GROUP
 from risk_pipeline.defs.gold.assets import GOLD_TABLES
 from risk_pipeline.defs.gold.assets import gold_tables as gold_asset
+from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.ordering import GOLD_POOL, PIPELINE_TAG, PIPELINE_TAGS, RANGE_END_TAG, RANGE_START_TAG
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.lake import Lake
@@ -227,3 +230,22 @@ def test_the_nightly_schedule_rebuilds_yesterday_through_the_latest_gold_day(tmp
 
     assert (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]) == (D0.isoformat(), D2.isoformat())
     assert run.tags[PIPELINE_TAG] == PIPELINE_TAGS[PIPELINE_TAG]
+
+
+def test_gold_refuses_a_day_whose_previous_silver_days_have_no_gold_then_converges(
+    tmp_path: Path, in_order: dict
+) -> None:
+    root = tmp_path / "lake"
+    bronze(root)
+    silver = dg.AssetSelection.groups(SILVER_GROUP)
+    gold = dg.AssetSelection.groups(GOLD_GROUP)
+    assert dagster_runs.materialize(root, [D0, D2], selection=silver).success
+
+    refused = dagster_runs.materialize(root, [D2], selection=gold)
+
+    assert not refused.success
+    (failure,) = [e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert f"skipping silver days {D0} .. {D1}: materialise gold from {D0}" in failure.step_failure_data.error.message
+    assert Lake(str(root)).days_present(CIRCUIT_BREAKER_TRANSITIONS) == []  # nothing written
+    assert dagster_runs.materialize(root, [D0, D2], selection=gold).success
+    assert gold_tables(Lake(str(root))) == in_order

@@ -36,7 +36,7 @@ from risk_pipeline.defs.gold.checks import (
     transitions_checks,
 )
 from risk_pipeline.defs.metadata import table_asset
-from risk_pipeline.defs.ordering import GOLD_POOL, PREVIOUS_DAY
+from risk_pipeline.defs.ordering import GOLD_POOL, PREVIOUS_DAY, gold_missing_before
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.assets import partition_days
@@ -161,10 +161,22 @@ def gold_tables(
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The selected gold tables for the run's days (:func:`build_gold_tables`).
 
+    Refused when silver holds days before the run's first day that gold was never built for (they would
+    be skipped by the carried state): the failure names the days to build first.
+
     A table that fails does not stop the others: their results are reported, then the step fails with
     the first error.
     """
     start, end = partition_days(context)
+    skipped = gold_missing_before(lake.lake(), start)
+    if skipped:
+        raise dg.Failure(
+            description=(
+                f"gold {start} would start from state older than {start - timedelta(days=1)}, skipping silver days "
+                f"{skipped[0]} .. {skipped[-1]}: materialise gold from {skipped[0]} through {end - timedelta(days=1)}"
+            ),
+            metadata={"silver_days_without_gold": [d.isoformat() for d in skipped]},
+        )
     selected = [table for table in GOLD_TABLES if table.key in context.selected_asset_keys]
     outcomes = build_gold_tables(selected, lake.lake, start, end, context.run_id)
     for outcome in outcomes:

@@ -10,7 +10,12 @@ the command's name, with the same meaning (``simulate`` writes through that lake
 object-store lake, ``--storage-option KEY=VALUE`` (repeatable) on top of ``$RISK_STORAGE_OPTIONS``
 (credentials belong in the variable: a command line is visible to every user of the host). Runs happen
 in-process; with ``$DAGSTER_HOME`` set they are recorded in that instance, so the Dagster UI shows
-them next to scheduled runs.
+them next to scheduled runs, and their silver and gold steps take turns with every other run of that
+instance (its concurrency pools, see :mod:`risk_pipeline.defs.ordering`).
+
+A failure is never exit 0: ``materialize`` (and ``demo``) exit 1 when a run or any check fails,
+blocking or not, after printing each failed check with its facts; ``--allow-check-failures`` lets
+failed checks (not failed runs) exit 0. ``queries`` on a lake without gold exits 1.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
@@ -32,9 +39,11 @@ from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS, GOLD_GROUP, SILVER_
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
+from risk_pipeline.defs.ordering import gold_through, partition_tags
+from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
-from risk_pipeline.lake import Lake
+from risk_pipeline.lake import Lake, days_between
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
 from risk_runtime.storage import STORAGE_OPTIONS_ENV, parse_option_flags, storage_options_from_env
@@ -81,38 +90,159 @@ def _days(lake: Lake, start: date | None, end: date | None) -> list[date]:
 
 
 def _instance() -> dg.DagsterInstance:
-    return dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    print(
+        "note: $DAGSTER_HOME is not set: these runs use a temporary Dagster instance, so they are not recorded "
+        "and do not take turns with runs of other processes on the same lake",
+        file=sys.stderr,
+    )
+    return dg.DagsterInstance.ephemeral()
 
 
-def materialize_days(days: Sequence[date], *, single_run: bool = False, quiet: bool = False) -> bool:
-    """Materialise silver and gold for ``days`` in order: one run per day, or one range run."""
+HOST_TAG: Final = "risk/cli_host"
+PID_TAG: Final = "risk/cli_pid"
+"""Tags of every run the CLI executes in its own process: who to ask whether the run is still alive."""
+
+
+def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark failed the CLI runs of this host whose process is gone, freeing their concurrency slots.
+
+    An in-process run killed outright (``kill -9``, a power cut) stays "started" and keeps its pool's slot,
+    so every later silver or gold step would wait for it forever. Only runs this CLI started on this host
+    are looked at, and only when their process no longer exists.
+    """
+    host = socket.gethostname()
+    running = instance.get_runs(
+        filters=dg.RunsFilter(
+            statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host}
+        )
+    )
+    released = []
+    for run in running:
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and not _alive(pid):
+            instance.report_run_failed(run, f"the risk-lake process {pid} that ran it on {host} is gone")
+            if instance.event_log_storage.supports_global_concurrency_limits:
+                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+            released.append(run.run_id)
+    return released
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """A check that did not pass, with the facts its metadata gives (a gap's writer and range, days broken)."""
+
+    days: str
+    asset: str
+    name: str
+    severity: str
+    facts: dict[str, Any]
+
+    def __str__(self) -> str:
+        facts = "; ".join(f"{key}: {_short(value)}" for key, value in self.facts.items())
+        return f"  FAILED CHECK {self.asset} {self.name} ({self.severity}) for {self.days}: {facts or 'no details'}"
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class Materialized:
+    """What a materialisation ended with: the runs that failed (and why) and every failed check."""
+
+    failed_runs: list[str] = field(default_factory=list)
+    failed_checks: list[FailedCheck] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_runs and not self.failed_checks
+
+
+Step = tuple[str, date, date]
+"""One run of the plan: which layers (``silver+gold`` or ``gold``), its first and last day."""
+
+
+def plan_runs(days: Sequence[date], through: date, *, single_run: bool) -> list[Step]:
+    """The runs that rebuild silver for ``days`` and gold from the first of them through ``through``.
+
+    Gold day D starts from D-1's carried state, so every gold day from the first day asked to the latest
+    built one is rebuilt, in calendar order, after the silver it reads. One run per day (silver and gold
+    for a day asked, gold alone for the days between and after them), or with ``single_run`` one silver
+    run over the days asked and one gold run over the whole range.
+    """
+    first, last = days[0], days[-1]
+    if single_run:
+        return [("silver", first, last), ("gold", first, through)]
+    asked = set(days)
+    return [("silver+gold" if d in asked else "gold", d, d) for d in days_between(first, through + timedelta(days=1))]
+
+
+def materialize_days(
+    days: Sequence[date], *, lake: Lake | None = None, single_run: bool = False, quiet: bool = False
+) -> Materialized:
+    """Materialise silver for ``days`` and gold from the first of them through the latest gold day, in order."""
     from risk_pipeline.definitions import defs  # loaded after --lake is applied to the environment
 
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=dg.AssetSelection.groups(SILVER_GROUP, GOLD_GROUP).resolve(defs.resolve_asset_graph())
-    )
+    the_lake = lake or Lake()
+    graph = defs.resolve_asset_graph()
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    groups = {"silver": (SILVER_GROUP,), "gold": (GOLD_GROUP,), "silver+gold": (SILVER_GROUP, GOLD_GROUP)}
+    jobs = {
+        name: implicit.get_subset(asset_selection=dg.AssetSelection.groups(*g).resolve(graph))
+        for name, g in groups.items()
+    }
+    resources = {"lake": LakeResource(root=the_lake.location, storage_options=the_lake.storage_options)}
+    through = gold_through(the_lake, days[-1])
+    runs = plan_runs(days, through, single_run=single_run)
+    if not quiet:
+        print(f"silver for {len(days)} day(s): {days[0]} .. {days[-1]}")
+        later = f" (gold carries state from day to day: every gold day built after {days[-1]} is rebuilt too)"
+        print(f"gold from {days[0]} through {through}{later if through > days[-1] else ''}")
     instance = _instance()
-    batches: list[list[date]] = [list(days)] if single_run else [[d] for d in days]
-    ok = True
-    for batch in _progress(batches, disable=quiet):
-        first, last = batch[0].isoformat(), batch[-1].isoformat()
-        tags = (
-            {"dagster/partition": first}
-            if first == last
-            else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    for run_id in release_abandoned_runs(instance):
+        print(f"marked failed run {run_id}: the process running it is gone; its concurrency slots are free")
+    outcome = Materialized()
+    own = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    for layers, first, last in _progress(runs, disable=quiet):
+        label = first.isoformat() if first == last else f"{first}..{last}"
+        result = jobs[layers].execute_in_process(
+            instance=instance,
+            tags={**partition_tags(first, last), **own},
+            raise_on_error=False,
+            run_config=_QUIET,
+            resources=resources,
         )
-        result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False, run_config=_QUIET)
-        failed_checks = [
-            event.asset_check_evaluation_data.check_name
-            for event in result.all_events
-            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
-            and not event.asset_check_evaluation_data.passed
-        ]
-        if not result.success or failed_checks:
-            ok = ok and result.success
-            status = "ok" if result.success else "FAILED"
-            print(f"  {first}..{last}: {status}; failed checks: {failed_checks or 'none'}")
-    return ok
+        for event in result.all_events:
+            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+                check = event.asset_check_evaluation_data
+                if not check.passed:
+                    facts = {key: getattr(value, "value", value) for key, value in check.metadata.items()}
+                    severity = check.severity.value if check.severity else "ERROR"
+                    failed = FailedCheck(label, check.asset_key.to_user_string(), check.check_name, severity, facts)
+                    outcome.failed_checks.append(failed)
+                    print(failed)
+            elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
+                error = event.step_failure_data.error
+                message = error.message.strip().splitlines()[0] if error else "no error recorded"
+                outcome.failed_runs.append(f"{layers} {label}: {event.step_key}: {message}")
+        if not result.success and not any(f.startswith(f"{layers} {label}:") for f in outcome.failed_runs):
+            outcome.failed_runs.append(f"{layers} {label}: run {result.run_id} failed")
+    for failure in outcome.failed_runs:
+        print(f"  FAILED RUN {failure}")
+    return outcome
 
 
 _QUIET: Final = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -127,20 +257,38 @@ def _progress(items: list[Any], *, disable: bool) -> Any:
     return tqdm(items, desc="materialising", unit="run", disable=disable)
 
 
+def exit_code(outcome: Materialized, *, allow_check_failures: bool = False) -> int:
+    """0 only when every run succeeded and every check passed (or check failures are explicitly allowed)."""
+    if outcome.failed_runs:
+        print(f"{len(outcome.failed_runs)} run(s) failed", file=sys.stderr)
+        return 1
+    if outcome.failed_checks:
+        names = sorted({f"{c.asset} {c.name}" for c in outcome.failed_checks})
+        if allow_check_failures:
+            print(f"{len(outcome.failed_checks)} check(s) failed, allowed by --allow-check-failures: {names}")
+            return 0
+        print(f"{len(outcome.failed_checks)} check(s) failed: {names}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def materialize(args: argparse.Namespace) -> int:
     lake = _lake(args)
     days = _days(lake, args.start, args.end)
     if not days:
-        print(f"bronze at {lake.uri(BRONZE_RISK_EVENTS)} holds no days in that range")
+        print(f"bronze at {lake.uri(BRONZE_RISK_EVENTS)} holds no days in that range", file=sys.stderr)
         return 1
-    print(f"materialising silver and gold for {len(days)} day(s): {days[0]} .. {days[-1]}")
+    print(f"materialising {len(days)} day(s) of bronze: {days[0]} .. {days[-1]}")
     began = time.monotonic()
-    ok = materialize_days(days, single_run=args.single_run)
+    outcome = materialize_days(days, lake=lake, single_run=args.single_run)
     print(f"done in {time.monotonic() - began:.1f}s")
-    return 0 if ok else 1
+    return exit_code(outcome, allow_check_failures=args.allow_check_failures)
 
 
 # ---------------------------------------------------------------------------------------------- queries
+GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS)
+
+
 def _show(title: str, frame: pl.DataFrame, rows: int = 20) -> None:
     print(f"\n== {title} ({frame.height} rows)")
     with pl.Config(tbl_rows=rows, tbl_cols=16, tbl_width_chars=160, fmt_str_lengths=24):
@@ -149,6 +297,10 @@ def _show(title: str, frame: pl.DataFrame, rows: int = 20) -> None:
 
 def run_queries(args: argparse.Namespace) -> int:
     lake = _lake(args)
+    missing = [lake.uri(ref) for ref in GOLD_TABLES if not lake.exists(ref)]
+    if missing:
+        print(f"no gold table at {', '.join(missing)}: run `risk-lake materialize` first", file=sys.stderr)
+        return 1
     _show("Circuit breaker state history", queries.circuit_breaker_history(lake, source=args.source))
     _show("Trailing stop profit locked", queries.trailing_stop_profit(lake, execution_id=args.execution_id))
     _show("Portfolio limit rejections by limit type", queries.rejections_by_limit_type(lake))
@@ -158,7 +310,7 @@ def run_queries(args: argparse.Namespace) -> int:
 def show_tables(lake: Lake) -> None:
     for ref in (SILVER, QUARANTINE):
         print(f"{ref}: {lake.read_all(ref, columns=['event_id']).height:,} rows")
-    for ref in (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS):
+    for ref in GOLD_TABLES:
         _show(str(ref), lake.read_all(ref), rows=12)
 
 
@@ -169,8 +321,9 @@ def demo(args: argparse.Namespace) -> int:
         return 1
     days = _days(lake, args.start, None)
     print(f"\nmaterialising silver and gold for {len(days)} day(s)")
-    if not materialize_days(days):
-        return 1
+    code = exit_code(materialize_days(days, lake=lake))
+    if code != 0:
+        return code
     print()
     show_tables(lake)
     return run_queries(args)
@@ -222,6 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--start", type=_date, default=None, help="first day (default: the earliest in bronze)")
     mat.add_argument("--end", type=_date, default=None, help="last day, inclusive (default: the latest)")
     mat.add_argument("--single-run", action="store_true", help="one run for the whole range (a backfill)")
+    mat.add_argument(
+        "--allow-check-failures",
+        action="store_true",
+        help="exit 0 when every run succeeded even if checks failed (they are still printed)",
+    )
     qry = commands.add_parser("queries", parents=[lake_option], help="the post-mortem queries over gold")
     qry.add_argument("--source", default=None, help="only this circuit breaker")
     qry.add_argument("--execution-id", default=None, help="only this trailing stop")

@@ -26,6 +26,7 @@ from risk_pipeline.defs.bronze.sensors import (
     write_cursor,
 )
 from risk_pipeline.defs.constants import RISK_EVENT_DATES_KEY
+from risk_pipeline.defs.ordering import CHANGED_DAYS_TAG, RANGE_END_TAG, RANGE_START_TAG
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_runtime.encoding import events_to_bronze
@@ -235,13 +236,15 @@ def test_new_commits_for_an_old_day_request_exactly_that_day(ticks: Ticks, bronz
     assert read_cursor(ticks.cursor) == version
 
 
-def test_first_tick_requests_every_day_and_stores_the_version(ticks: Ticks, bronze: Bronze) -> None:
+def test_first_tick_on_unbuilt_silver_requests_every_day_in_one_run(ticks: Ticks, bronze: Bronze) -> None:
     bronze.ship(OLD_DAY, OTHER_DAY)
     version = bronze.ship(THIRD_DAY)
 
     data = ticks.tick()
 
-    assert sorted(requested(data)) == [OLD_DAY.isoformat(), OTHER_DAY.isoformat(), THIRD_DAY.isoformat()]
+    (run,) = data.run_requests  # one run, oldest day first, so gold's days are built in order
+    assert (run.tags[RANGE_START_TAG], run.tags[RANGE_END_TAG]) == (OLD_DAY.isoformat(), THIRD_DAY.isoformat())
+    assert run.tags[CHANGED_DAYS_TAG] == ",".join(d.isoformat() for d in (OLD_DAY, OTHER_DAY, THIRD_DAY))
     assert ticks.cursor == write_cursor(version)
 
 
@@ -301,9 +304,10 @@ def test_a_day_with_a_run_still_queued_is_not_requested_again(ticks: Ticks, bron
     queue(ticks, first, dg.DagsterRunStatus.NOT_STARTED)
 
     bronze.ship(OLD_DAY, OTHER_DAY)
-    data = ticks.tick()
+    (data,) = ticks.tick().run_requests  # the queued run does not reach OTHER_DAY: ask for both, in order
 
-    assert list(requested(data)) == [OTHER_DAY.isoformat()]
+    assert (data.tags[RANGE_START_TAG], data.tags[RANGE_END_TAG]) == (OLD_DAY.isoformat(), OTHER_DAY.isoformat())
+    queue(ticks, data, dg.DagsterRunStatus.NOT_STARTED)
     bronze.ship(OLD_DAY)
     data = ticks.tick()
     assert data.run_requests == []
@@ -325,7 +329,7 @@ def test_a_day_whose_run_already_started_is_requested_again(ticks: Ticks, bronze
 def queue(ticks: Ticks, request: dg.RunRequest, status: dg.DagsterRunStatus) -> None:
     """Record the run the daemon would have created for ``request``, in ``status``."""
     job = ticks.defs.get_repository_def().get_job(bronze_sensor.job_name)
-    tags = {**request.tags, "dagster/partition": request.partition_key, "dagster/sensor_name": bronze_sensor.name}
+    tags = {**request.tags, "dagster/sensor_name": bronze_sensor.name}
     ticks.instance.create_run_for_job(job_def=job, status=status, tags=tags)
 
 

@@ -45,7 +45,7 @@ _SILVER = {
     "automation_condition": None,
 }
 _GOLD = {
-    "deps": ["silver/risk_events"],
+    "deps": ["silver/risk_events"],  # each gold table also depends on itself: its previous day
     "group": "gold",
     "owners": ["team:risk-platform"],
     "tags": {"domain": "risk", "layer": "gold"},
@@ -66,9 +66,9 @@ EXPECTED_ASSETS: dict[str, dict[str, Any]] = {
     },
     "silver/risk_events": _SILVER,
     "silver/risk_events_quarantine": _SILVER,
-    "gold/circuit_breaker_transitions": _GOLD,
-    "gold/limit_rejection_stats": _GOLD,
-    "gold/trailing_stop_outcomes": _GOLD,
+    "gold/circuit_breaker_transitions": {**_GOLD, "deps": ["gold/circuit_breaker_transitions", "silver/risk_events"]},
+    "gold/limit_rejection_stats": {**_GOLD, "deps": ["gold/limit_rejection_stats", "silver/risk_events"]},
+    "gold/trailing_stop_outcomes": {**_GOLD, "deps": ["gold/trailing_stop_outcomes", "silver/risk_events"]},
 }
 
 SILVER_AND_GOLD = sorted(key for key, spec in EXPECTED_ASSETS.items() if spec["group"] in ("silver", "gold"))
@@ -101,11 +101,6 @@ EXPECTED_SENSORS: dict[str, dict[str, Any]] = {
             "silver/risk_events",
             "silver/risk_events_quarantine",
         ],
-    },
-    "risk_automation_sensor": {
-        "default_status": RUNNING,
-        "type": "AutomationConditionSensorDefinition",
-        "assets": None,  # every asset; only those with an automation condition are evaluated
     },
 }
 
@@ -231,11 +226,13 @@ def gold_stand_in() -> None:
     """Stands in for a gold table."""
 
 
-def test_daily_schedule_runs_yesterday_for_silver_and_gold() -> None:
+def test_daily_schedule_runs_yesterday_for_silver_and_gold(tmp_path: Path) -> None:
+    lake = LakeResource(root=str(tmp_path / "lake"))
     stand_ins = dg.Definitions(
         assets=[bronze_risk_events, silver_stand_in, gold_stand_in],
         jobs=[daily_pipeline_job],
         schedules=[daily_pipeline_schedule],
+        resources={"lake": lake},
     )
     job = stand_ins.resolve_job_def(daily_pipeline_job.name)
     with dg.DagsterInstance.ephemeral() as instance:
@@ -243,6 +240,7 @@ def test_daily_schedule_runs_yesterday_for_silver_and_gold() -> None:
             instance=instance,
             scheduled_execution_time=datetime(2026, 3, 2, 0, 30, tzinfo=UTC),
             repository_def=stand_ins.get_repository_def(),
+            resources={"lake": lake},
         )
         data = daily_pipeline_schedule.evaluate_tick(context)
 
@@ -251,10 +249,14 @@ def test_daily_schedule_runs_yesterday_for_silver_and_gold() -> None:
     assert job.asset_layer.executable_asset_keys == {silver_stand_in.key, gold_stand_in.key}
 
 
-def test_daily_schedule_skips_before_the_first_partition() -> None:
+def test_daily_schedule_skips_before_the_first_partition(tmp_path: Path) -> None:
     first = daily_partitions.start
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=first.replace(minute=30))
+        context = dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=first.replace(minute=30),
+            resources={"lake": LakeResource(root=str(tmp_path / "lake"))},
+        )
         data = daily_pipeline_schedule.evaluate_tick(context)
     assert not data.run_requests
     assert "before the first partition" in data.skip_message
@@ -273,9 +275,11 @@ def dagster_home(tmp_path: Path) -> Path:
 def test_committed_instance_config(dagster_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
     with dg.DagsterInstance.get() as instance:
-        queue = instance.run_coordinator.get_run_queue_config()
+        concurrency = instance.get_concurrency_config()
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-        assert queue.max_concurrent_runs == 2
+        assert concurrency.run_queue_config.max_concurrent_runs == 2
+        assert {"key": "risk/pipeline", "limit": 1} in concurrency.run_queue_config.tag_concurrency_limits
+        assert concurrency.pool_config.default_pool_limit == 1  # the silver and the gold pool: one step each
         assert not instance.telemetry_enabled
         instance.get_runs()  # touches the run storage
     assert (dagster_home / "history" / "runs.db").exists()

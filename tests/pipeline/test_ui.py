@@ -64,13 +64,13 @@ def test_dg_dev_serves_the_lineage(tmp_path: Path) -> None:
         lineage = {
             "/".join(n["assetKey"]["path"]): sorted("/".join(d["path"]) for d in n["dependencyKeys"]) for n in nodes
         }
-        assert lineage == {
+        assert lineage == {  # each gold table also depends on itself: its previous day
             "bronze/risk_events": [],
             "silver/risk_events": ["bronze/risk_events"],
             "silver/risk_events_quarantine": ["bronze/risk_events"],
-            "gold/circuit_breaker_transitions": ["silver/risk_events"],
-            "gold/trailing_stop_outcomes": ["silver/risk_events"],
-            "gold/limit_rejection_stats": ["silver/risk_events"],
+            "gold/circuit_breaker_transitions": ["gold/circuit_breaker_transitions", "silver/risk_events"],
+            "gold/trailing_stop_outcomes": ["gold/trailing_stop_outcomes", "silver/risk_events"],
+            "gold/limit_rejection_stats": ["gold/limit_rejection_stats", "silver/risk_events"],
         }
     finally:
         os.killpg(server.pid, signal.SIGTERM)

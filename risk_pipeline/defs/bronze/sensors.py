@@ -1,9 +1,9 @@
-"""``bronze_sensor``: rebuild exactly the silver days that new bronze commits touched.
+"""``bronze_sensor``: rebuild the days new bronze commits touched, and gold from there on.
 
 Bronze is appended to all day by trading processes outside Dagster, and a late batch can land in an
 old day. Polling row counts or timestamps would miss those or rebuild everything; the Delta log says
 precisely what changed. The sensor keeps the last bronze version it has seen in its cursor and, on
-each tick, turns the commits after it into one silver run per touched UTC day:
+each tick, turns the commits after it into the UTC days they touched:
 
 * a ``WRITE`` commit from the runtime's shipper names its days in the ``risk_event_dates`` commit
   metadata -- free to read, no file listing;
@@ -12,9 +12,17 @@ each tick, turns the commits after it into one silver run per touched UTC day:
 * maintenance commits (``OPTIMIZE``, ``VACUUM``, property changes) rewrite files but not rows, and
   request nothing.
 
-Run keys name the day and the version range, so a tick that is evaluated twice (a crash before the
-cursor was saved) asks for the same runs and Dagster drops the duplicates. A day whose previous run
-is still queued is not asked for again: that run reads bronze when it starts and sees the new commits.
+**First tick** (no cursor: a new instance, a reset sensor): the lake may already be built, so the
+sensor compares each bronze day with what silver made of it (:func:`days_behind`) and asks only for days
+whose silver is missing or older than their bronze; then it follows versions from the current one.
+
+**One run per tick, in order.** Gold day D starts from gold D-1's carried state, so a change to day
+D-k must rebuild gold D-k through the latest gold day built (:mod:`risk_pipeline.defs.ordering`). The
+sensor asks for one run over that range -- silver and gold, built day by day in calendar order -- tagged
+with the range and the changed days. Its runs start one at a time in request order (the run queue's
+``risk/pipeline`` limit). Run keys name the range and the bronze versions, so a tick evaluated twice (a
+crash before the cursor was saved) asks for the same run and Dagster drops the duplicate. A range that a
+run still queued already covers is not asked for again: that run reads bronze when it starts.
 """
 
 from __future__ import annotations
@@ -37,11 +45,20 @@ from risk_pipeline.defs.constants import (
     SILVER_GROUP,
     asset_key,
 )
+from risk_pipeline.defs.ordering import (
+    CHANGED_DAYS_TAG,
+    PARTITION_TAG,
+    PIPELINE_TAGS,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    gold_through,
+    partition_tags,
+)
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
-from risk_pipeline.defs.silver.schema import SILVER
+from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
-from risk_pipeline.lake import DAY_COLUMN
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +86,8 @@ included; a create that also wrote rows is logged as a ``WRITE``)."""
 
 SILVER_KEY: Final = asset_key(SILVER)
 SILVER_TARGET: Final = dg.AssetSelection.groups(SILVER_GROUP, GOLD_GROUP)
-"""Silver and gold of a touched day, in one run: gold reads that day of silver, so a late event reaches
-the gold tables with the same run instead of waiting for the nightly schedule. Gold carries state
-from day to day; a late event in an older day leaves later gold days as they were until they are
-rebuilt (the daily schedule, or a backfill)."""
-PARTITION_TAG: Final = "dagster/partition"
+"""Silver and gold in one run: gold reads the run's days of silver, so a late event reaches the gold
+tables with the same run instead of waiting for the nightly schedule, and gold's later days with it."""
 SENSOR_NAME_TAG: Final = "dagster/sensor_name"
 BRONZE_VERSIONS_TAG: Final = "risk/bronze_versions"
 """Run tag: the bronze version range a sensor run was requested for."""
@@ -170,6 +184,42 @@ def _days_in_snapshot(table: DeltaTable) -> set[date]:
     return {date.fromisoformat(p[DAY_COLUMN]) for p in table.partitions() if p.get(DAY_COLUMN)}
 
 
+# ---------------------------------------------------------------------------------------------- the lake as built
+def newest_file_per_day(lake: Lake, ref: TableRef) -> dict[date, int]:
+    """Per ``event_date``, the modification time (ms) of the newest file the table's snapshot holds for it.
+
+    From the Delta log's add actions: no data is read. Silver replaces a day's files in one commit, so
+    its newest file dates the day's last build; bronze's newest file dates the day's last append.
+    """
+    if not lake.exists(ref):
+        return {}
+    actions = pa.table(lake.table(ref).get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return {}
+    newest: dict[date, int] = {}
+    days = actions[_PARTITION_FIELD].to_pylist()
+    for day, modified in zip(days, actions["modification_time"].to_pylist(), strict=True):
+        day = date.fromisoformat(day) if isinstance(day, str) else day
+        if day is not None and modified is not None:
+            newest[day] = max(newest.get(day, modified), modified)
+    return newest
+
+
+def days_behind(lake: Lake) -> set[date]:
+    """Bronze days whose silver is missing or older than their newest bronze file.
+
+    A day counts as built when silver or its quarantine holds a file written at or after the day's
+    newest bronze file (a day whose every row was refused has quarantine files only). Compacting bronze
+    rewrites a day's files, so a day compacted after its silver was built is asked for once more: a
+    rebuild is idempotent, a missed day is not.
+    """
+    bronze = newest_file_per_day(lake, BRONZE_RISK_EVENTS)
+    built = newest_file_per_day(lake, SILVER)
+    for day, modified in newest_file_per_day(lake, QUARANTINE).items():
+        built[day] = max(built.get(day, modified), modified)
+    return {day for day, modified in bronze.items() if built.get(day, -1) < modified}
+
+
 # ---------------------------------------------------------------------------------------------- the sensor
 def read_cursor(cursor: str | None) -> int | None:
     """The last bronze version seen, from the sensor's JSON cursor (None before the first tick)."""
@@ -187,30 +237,38 @@ def version_range(since_version: int | None, version: int) -> str:
     return f"{'start' if since_version is None else since_version}-{version}"
 
 
-def run_key(day: date, since_version: int | None, version: int) -> str:
-    """Unique per (day, version range): a re-evaluated tick repeats it and Dagster de-duplicates."""
-    return f"bronze-risk_events:{day.isoformat()}:{version_range(since_version, version)}"
+def run_key(first: date, last: date, since_version: int | None, version: int) -> str:
+    """Unique per (range, version range): a re-evaluated tick repeats it and Dagster de-duplicates."""
+    days = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
+    return f"bronze-risk_events:{days}:{version_range(since_version, version)}"
 
 
 WAITING: Final = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
 
 
-def days_already_waiting(instance: dg.DagsterInstance, sensor_name: str, days: list[date]) -> set[date]:
-    """Days this sensor already has a run queued for that has not started.
+def run_days(tags: Mapping[str, str]) -> tuple[date, date] | None:
+    """The first and last day a run covers, from its partition or partition-range tags."""
+    if PARTITION_TAG in tags:
+        day = date.fromisoformat(tags[PARTITION_TAG])
+        return day, day
+    if RANGE_START_TAG in tags and RANGE_END_TAG in tags:
+        return date.fromisoformat(tags[RANGE_START_TAG]), date.fromisoformat(tags[RANGE_END_TAG])
+    return None
+
+
+def already_waiting(instance: dg.DagsterInstance, sensor_name: str, first: date, last: date) -> bool:
+    """Whether a run of this sensor that has not started yet covers ``first .. last`` already.
 
     Such a run reads bronze when it starts, so it will see the new commits too: asking again would
     only queue a duplicate. Shippers commit every few seconds, so without this each tick would add
-    another run for today behind the one still waiting (runs of one day go one at a time).
+    another run for today behind the one still waiting.
     """
-    if not days:
-        return set()
-    waiting = instance.get_runs(
-        filters=dg.RunsFilter(
-            statuses=list(WAITING),
-            tags={PARTITION_TAG: [d.isoformat() for d in days], SENSOR_NAME_TAG: sensor_name},
-        )
-    )
-    return {date.fromisoformat(run.tags[PARTITION_TAG]) for run in waiting if PARTITION_TAG in run.tags}
+    waiting = instance.get_runs(filters=dg.RunsFilter(statuses=list(WAITING), tags={SENSOR_NAME_TAG: sensor_name}))
+    for run in waiting:
+        covered = run_days(run.tags)
+        if covered is not None and covered[0] <= first and last <= covered[1]:
+            return True
+    return False
 
 
 def _in_partitions(days: Iterable[date]) -> tuple[list[date], list[date]]:
@@ -225,18 +283,24 @@ SENSOR_NAME: Final = "bronze_sensor"
 
 @dg.sensor(
     name=SENSOR_NAME,
-    description="Requests a silver and gold run for every UTC day that new bronze Delta commits touched.",
+    description=(
+        "Requests one silver and gold run from the first UTC day new bronze Delta commits touched through the "
+        "latest gold day built; on its first tick, only days whose silver is missing or older than bronze."
+    ),
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     target=SILVER_TARGET,
 )
 def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult | dg.SkipReason:
-    """One silver run per day touched since the cursor's bronze version; the cursor moves to the new one."""
+    """One run from the first changed day through the latest gold day; the cursor moves to the new version."""
     store = lake.lake()
     uri = store.uri(BRONZE_RISK_EVENTS)
     since = read_cursor(context.cursor)
     try:
-        version, days = days_touched(uri, since, store.storage_options)
+        if since is None:
+            version, days = DeltaTable(uri, storage_options=store.storage_options).version(), days_behind(store)
+        else:
+            version, days = days_touched(uri, since, store.storage_options)
     except TableNotFoundError:
         return dg.SkipReason(f"no bronze table at {uri} yet")
     if version == since:
@@ -244,7 +308,7 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
 
     versions = version_range(since, version)
     days = set(days_to_build(store, days))  # out-of-window days are filed under their ingestion days
-    requested, outside = _in_partitions(days)
+    changed, outside = _in_partitions(days)
     if outside:
         context.log.warning(
             "bronze versions %s touched days outside the partitions (%s onwards, up to today): %s",
@@ -252,22 +316,35 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
             daily_partitions.start.date().isoformat(),
             ", ".join(d.isoformat() for d in outside),
         )
-    waiting = days_already_waiting(context.instance, SENSOR_NAME, requested)
-    if waiting:
-        context.log.info(
-            "runs still queued for %s will read these commits", ", ".join(d.isoformat() for d in sorted(waiting))
+    if not changed:
+        reason = (
+            f"first look at bronze version {version}: silver is up to date with every bronze day"
+            if since is None
+            else f"bronze versions {versions} changed no rows"
         )
-    runs = [
-        dg.RunRequest(
-            run_key=run_key(day, since, version),
-            partition_key=day.isoformat(),
-            tags={BRONZE_VERSIONS_TAG: versions},
+        return dg.SensorResult(skip_reason=reason, cursor=write_cursor(version))
+    first, last = changed[0], gold_through(store, changed[-1])
+    if already_waiting(context.instance, SENSOR_NAME, first, last):
+        context.log.info("a run still queued for %s .. %s will read these commits", first, last)
+        return dg.SensorResult(
+            skip_reason=f"bronze versions {versions} touched only days a run still queued covers",
+            cursor=write_cursor(version),
         )
-        for day in requested
-        if day not in waiting
-    ]
-    if not runs:
-        reason = "changed no rows" if not requested else "touched only days with a run still queued"
-        return dg.SensorResult(skip_reason=f"bronze versions {versions} {reason}", cursor=write_cursor(version))
-    context.log.info("bronze versions %s: requesting %s", versions, ", ".join(r.partition_key or "" for r in runs))
-    return dg.SensorResult(run_requests=runs, cursor=write_cursor(version))
+    run = dg.RunRequest(
+        run_key=run_key(first, last, since, version),
+        partition_key=first.isoformat() if first == last else None,
+        tags={
+            **partition_tags(first, last),
+            **PIPELINE_TAGS,
+            BRONZE_VERSIONS_TAG: versions,
+            CHANGED_DAYS_TAG: ",".join(d.isoformat() for d in changed),
+        },
+    )
+    context.log.info(
+        "bronze versions %s changed %s: requesting silver and gold %s .. %s",
+        versions,
+        ", ".join(d.isoformat() for d in changed),
+        first,
+        last,
+    )
+    return dg.SensorResult(run_requests=[run], cursor=write_cursor(version))

@@ -5,8 +5,9 @@ day before (see :mod:`.carry`) -- so a single-run range backfill and a one-day r
 Checks are evaluated in the same step, over the same days. The three tables are built by one
 subsettable ``multi_asset``, concurrently: materialising one of them builds only that one.
 
-Gold carries state forward, so re-running an older day leaves later days stale until they are
-re-run in order; the daily schedule and the bronze sensor always ask for whole days in order.
+Gold carries state forward, so each table depends on its own previous day (:data:`.ordering.PREVIOUS_DAY`)
+and the step runs in the :data:`.ordering.GOLD_POOL` pool: one run writes gold at a time, and whoever
+requests gold for a changed day asks for every built day after it too (:func:`.ordering.gold_through`).
 """
 
 import time
@@ -35,6 +36,7 @@ from risk_pipeline.defs.gold.checks import (
     transitions_checks,
 )
 from risk_pipeline.defs.metadata import table_asset
+from risk_pipeline.defs.ordering import GOLD_POOL, PREVIOUS_DAY, gold_missing_before
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.assets import partition_days
@@ -70,7 +72,7 @@ class GoldTable:
 
     def spec(self) -> dg.AssetSpec:
         return dg.AssetSpec(
-            deps=[asset_key(SILVER)],
+            deps=[asset_key(SILVER), dg.AssetDep(self.key, partition_mapping=PREVIOUS_DAY)],
             description=self.description,
             code_version=GOLD_CODE_VERSION,
             partitions_def=daily_partitions,
@@ -155,16 +157,29 @@ def build_gold_tables(
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=True,
     name="gold_tables",
+    pool=GOLD_POOL,
 )
 def gold_tables(
     context: dg.AssetExecutionContext, lake: LakeResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The selected gold tables for the run's days (:func:`build_gold_tables`).
 
+    Refused when silver holds days before the run's first day that gold was never built for (they would
+    be skipped by the carried state): the failure names the days to build first.
+
     A table that fails does not stop the others: their results are reported, then the step fails with
     the first error.
     """
     start, end = partition_days(context)
+    skipped = gold_missing_before(lake.lake(), start)
+    if skipped:
+        raise dg.Failure(
+            description=(
+                f"gold {start} would start from state older than {start - timedelta(days=1)}, skipping silver days "
+                f"{skipped[0]} .. {skipped[-1]}: materialise gold from {skipped[0]} through {end - timedelta(days=1)}"
+            ),
+            metadata={"silver_days_without_gold": [d.isoformat() for d in skipped]},
+        )
     selected = [table for table in GOLD_TABLES if table.key in context.selected_asset_keys]
     outcomes = build_gold_tables(selected, lake.lake, start, end, context.run_id)
     for outcome in outcomes:

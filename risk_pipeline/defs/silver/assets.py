@@ -19,6 +19,7 @@ from risk_pipeline.defs.constants import (
     asset_key,
 )
 from risk_pipeline.defs.metadata import table_asset
+from risk_pipeline.defs.ordering import SILVER_POOL
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.build import build_silver_days
@@ -73,6 +74,7 @@ def partition_days(context: dg.AssetExecutionContext) -> tuple[date, date]:
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     name="silver_risk_events",
+    pool=SILVER_POOL,  # one run replaces silver days at a time (see risk_pipeline.defs.ordering)
 )
 def silver_risk_events(
     context: dg.AssetExecutionContext, lake: LakeResource

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from risk_pipeline.lake import conform
+from risk_runtime.contract import COMMIT_EVENT_DATES, format_event_dates
 from risk_runtime.events import BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA, EVENT_COMPONENT, RiskEventType
 
 T = RiskEventType
@@ -472,7 +473,7 @@ def _append(uri: str, tables: list[pa.Table], days: list[date]) -> None:
         pa.concat_tables(tables),
         mode="append",
         partition_by=list(BRONZE_PARTITION_COLUMNS),
-        commit_properties=CommitProperties(custom_metadata={"risk_event_dates": ",".join(d.isoformat() for d in days)}),
+        commit_properties=CommitProperties(custom_metadata={COMMIT_EVENT_DATES: format_event_dates(days)}),
     )
 
 

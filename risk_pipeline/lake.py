@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from deltalake import ColumnProperties, CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
+from risk_runtime.contract import sql_string
 from risk_runtime.storage import storage_options_from_env
 from risk_runtime.table import resolve_lake_root, table_uri
 
@@ -324,16 +325,14 @@ def days_between(start: date, end: date) -> list[date]:
     return [start + timedelta(days=i) for i in range((end - start).days)]
 
 
-def sql_identifier(name: str) -> str:
-    """A quoted SQL identifier (quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
 def sql_date(day: date) -> str:
     """A SQL date literal (``DATE '2026-01-31'``), for ``where`` filters on ``event_date``."""
     return f"DATE {sql_string(day.isoformat())}"
 
 
-def sql_string(value: str) -> str:
-    """A SQL string literal for a Delta query or predicate (quotes doubled)."""
-    return "'" + value.replace("'", "''") + "'"
+def commit_metadata(run_id: str | None, start: date, end: date) -> dict[str, str]:
+    """``commitInfo`` of a pipeline write: which run wrote which days ``[start, end)``, for the table's history."""
+    meta = {"start": start.isoformat(), "end": end.isoformat()}
+    if run_id is not None:
+        meta["run_id"] = run_id
+    return meta

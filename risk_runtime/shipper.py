@@ -53,10 +53,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from risk_runtime import encoding, events
+from risk_runtime.contract import COMMIT_EVENT_DATES, COMMIT_WRITERS, format_event_dates
 from risk_runtime.spool import (
     CORRUPT,
     SHIPPER_LOCK,
-    STORAGE_OPTIONS_ENV,
     FileLock,
     Segment,
     SegmentContents,
@@ -68,13 +68,12 @@ from risk_runtime.spool import (
     writer_dirs,
 )
 from risk_runtime.spool_identity import SpoolMismatchError, claim_spool, spool_identity
+from risk_runtime.storage import storage_options_from_env
 from risk_runtime.supervision import ShipperStatus
 from risk_runtime.table import RiskEventsTable
 
 log = logging.getLogger("risk_runtime.shipper")
 
-COMMIT_METADATA_DAYS: Final = "risk_event_dates"
-"""Commit metadata key listing the UTC days a bronze commit touched (read by the pipeline's sensor)."""
 _STATUS_HEARTBEAT: Final = 5.0
 
 
@@ -112,7 +111,7 @@ class Shipper:
     ) -> None:
         self.spool_dir = Path(spool_dir)
         self.table = RiskEventsTable(lake_root, storage_options=storage_options)
-        self.identity = spool_identity(self.table.lake_root, storage_options)
+        self.identity = spool_identity(self.table.lake_root, self.table.storage_options)
         self.max_commit_events = max_commit_events
         self.stats = ShipStats()
         self._next_expected: dict[str, int] = {}
@@ -167,11 +166,13 @@ class Shipper:
         if transactions:
             data = pa.concat_tables(frames, promote_options="permissive") if frames else None
             if data is not None and data.num_rows:
-                days = sorted({d.isoformat() for d in pc.unique(data.column("event_date")).to_pylist()})
                 self.table.append(
                     data,
                     transactions=transactions,
-                    metadata={COMMIT_METADATA_DAYS: ",".join(days), "risk_event_writers": len(transactions)},
+                    metadata={
+                        COMMIT_EVENT_DATES: format_event_dates(pc.unique(data.column("event_date")).to_pylist()),
+                        COMMIT_WRITERS: len(transactions),
+                    },
                 )
                 self.stats.commits += 1
             for segment in shipped:
@@ -345,11 +346,6 @@ def _unshippable(contents: SegmentContents) -> str | None:
             if unknown:
                 return f"frame with column(s) {', '.join(unknown)} that bronze's schema here does not have"
     return None
-
-
-def storage_options_from_env() -> dict[str, str] | None:
-    raw = os.environ.get(STORAGE_OPTIONS_ENV)
-    return json.loads(raw) if raw else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,7 +22,6 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -30,7 +29,9 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
+from risk_runtime.contract import BRONZE_LAYER, BRONZE_NAME, sql_identifier, sql_literal
 from risk_runtime.events import BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA
+from risk_runtime.storage import storage_options_from_env
 
 log = logging.getLogger(__name__)
 
@@ -139,8 +140,8 @@ class RiskEventsTable:
     >>> table.append(batch, app_id=writer_id, version=7)  # doctest: +SKIP
     """
 
-    LAYER: Final = "bronze"
-    NAME: Final = "risk_events"
+    LAYER: Final = BRONZE_LAYER
+    NAME: Final = BRONZE_NAME
 
     def __init__(
         self,
@@ -151,7 +152,9 @@ class RiskEventsTable:
     ) -> None:
         self.lake_root = resolve_lake_root(lake_root)
         self.uri = table_uri(self.lake_root, self.LAYER, self.NAME)
-        self.storage_options = dict(storage_options) if storage_options else None
+        # None: $RISK_STORAGE_OPTIONS, the one configuration path every part of the product reads.
+        options = storage_options if storage_options is not None else storage_options_from_env()
+        self.storage_options = dict(options) if options else None
         self.retry = retry or RetryPolicy()
         self._table: DeltaTable | None = None
 
@@ -177,7 +180,7 @@ class RiskEventsTable:
                     BRONZE_SCHEMA,
                     mode="ignore",
                     partition_by=list(BRONZE_PARTITION_COLUMNS),
-                    name="risk_events",
+                    name=BRONZE_NAME,
                     description="Bronze: raw risk events as trading processes emitted them.",
                     storage_options=self.storage_options,
                 )
@@ -266,7 +269,7 @@ class RiskEventsTable:
             return schema.empty_table()
         table = self.open()
         present = {f.name for f in table.schema().fields}
-        selected = ", ".join(_identifier(c) for c in wanted if c in present)
+        selected = ", ".join(sql_identifier(c) for c in wanted if c in present)
         sql = f"SELECT {selected} FROM t"
         if filters:
             sql += " WHERE " + " AND ".join(_condition(*f) for f in filters)
@@ -283,29 +286,9 @@ class RiskEventsTable:
 _OPERATORS: Final = frozenset({"=", "!=", "<", "<=", ">", ">=", "in"})
 
 
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: Any) -> str:
-    if value is None:
-        raise ValueError("a filter cannot compare with None")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, datetime):
-        if value.utcoffset() is None:
-            raise ValueError(f"a filter cannot compare with a naive datetime ({value!r}): give it a time zone")
-        return f"arrow_cast('{value.astimezone(UTC).isoformat()}', 'Timestamp(Microsecond, Some(\"UTC\"))')"
-    if isinstance(value, date):
-        return f"'{value.isoformat()}'"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _condition(column: str, op: str, value: Any) -> str:
     if op not in _OPERATORS:
         raise ValueError(f"unsupported filter operator {op!r}; use one of {sorted(_OPERATORS)}")
     if op == "in":
-        return f"{_identifier(column)} IN ({', '.join(_literal(v) for v in value)})"
-    return f"{_identifier(column)} {op} {_literal(value)}"
+        return f"{sql_identifier(column)} IN ({', '.join(sql_literal(v) for v in value)})"
+    return f"{sql_identifier(column)} {op} {sql_literal(value)}"

@@ -12,6 +12,7 @@ from typing import Final
 import dagster as dg
 
 from risk_pipeline.lake import TableRef
+from risk_runtime.contract import BRONZE_LAYER, BRONZE_NAME
 
 # ---------------------------------------------------------------------------------------------- ownership
 OWNERS: Final[tuple[str, ...]] = ("team:risk-platform",)
@@ -37,7 +38,8 @@ TABLE_KINDS: Final[frozenset[str]] = frozenset({"deltalake", "polars"})
 LAKE_RESOURCE_KEY: Final = "lake"
 
 # ---------------------------------------------------------------------------------------------- tables
-BRONZE_RISK_EVENTS: Final = TableRef("bronze", "risk_events")
+BRONZE_RISK_EVENTS: Final = TableRef(BRONZE_LAYER, BRONZE_NAME)
+"""Where the runtime writes bronze (:mod:`risk_runtime.contract`)."""
 
 
 def asset_key(ref: TableRef) -> dg.AssetKey:
@@ -48,8 +50,3 @@ def asset_key(ref: TableRef) -> dg.AssetKey:
 def layer_tags(group: str) -> dict[str, str]:
     """The tags of an asset in ``group``: the shared ones plus its layer."""
     return {**DOMAIN_TAGS, "layer": group}
-
-
-# ---------------------------------------------------------------------------------------------- commit metadata
-RISK_EVENT_DATES_KEY: Final = "risk_event_dates"
-"""``commitInfo`` key of bronze appends: comma-separated ISO days the commit wrote rows for."""

@@ -18,12 +18,13 @@ from typing import Final
 
 import polars as pl
 
-from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS, RISK_EVENT_DATES_KEY
+from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.lake import Lake, TableRef
+from risk_runtime.contract import COMMIT_EVENT_DATES
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import RiskEvent, RiskEventType
 from risk_runtime.table import RiskEventsTable
@@ -89,7 +90,7 @@ def ship(root: Path, events: list[RiskEvent], *, writer: str, batch: int, first_
     table = RiskEventsTable(root)
     rows = events_to_bronze(events, writer_id=writer, first_sequence=first_sequence)
     days = ",".join(sorted({e.timestamp.date().isoformat() for e in events}))
-    assert table.append(rows, app_id=writer, version=batch, metadata={RISK_EVENT_DATES_KEY: days})
+    assert table.append(rows, app_id=writer, version=batch, metadata={COMMIT_EVENT_DATES: days})
     return Lake(str(root)).table(BRONZE_RISK_EVENTS).version()
 
 

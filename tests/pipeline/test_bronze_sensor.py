@@ -19,16 +19,16 @@ from deltalake import DeltaTable, write_deltalake
 from risk_pipeline.defs.bronze.assets import bronze_risk_events
 from risk_pipeline.defs.bronze.sensors import (
     BRONZE_VERSIONS_TAG,
-    SILVER_KEY,
     bronze_sensor,
     days_touched,
     read_cursor,
     write_cursor,
 )
-from risk_pipeline.defs.constants import RISK_EVENT_DATES_KEY
 from risk_pipeline.defs.ordering import CHANGED_DAYS_TAG, RANGE_END_TAG, RANGE_START_TAG
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.defs.silver.checks import SILVER_KEY
+from risk_runtime.contract import COMMIT_EVENT_DATES
 from risk_runtime.encoding import events_to_bronze
 from risk_runtime.events import BRONZE_PARTITION_COLUMNS, RiskEvent, RiskEventType
 from risk_runtime.table import RiskEventsTable
@@ -64,7 +64,7 @@ class Bronze:
         batch = self._batches.get(writer, 0) + 1
         rows = self.rows(writer, list(days))
         declared = ",".join(sorted({d.isoformat() for d in days}))
-        assert self.table.append(rows, app_id=writer, version=batch, metadata={RISK_EVENT_DATES_KEY: declared})
+        assert self.table.append(rows, app_id=writer, version=batch, metadata={COMMIT_EVENT_DATES: declared})
         self._batches[writer] = batch
         return self.version()
 
@@ -149,7 +149,7 @@ def test_delete_by_another_writer_touches_the_days_it_removed_rows_from(bronze: 
 def test_unreadable_metadata_falls_back_to_the_files(bronze: Bronze) -> None:
     seen = bronze.ship(OLD_DAY)
     rows = bronze.rows("garbled", [OTHER_DAY])
-    bronze.table.append(rows, app_id="garbled", version=1, metadata={RISK_EVENT_DATES_KEY: "yesterday"})
+    bronze.table.append(rows, app_id="garbled", version=1, metadata={COMMIT_EVENT_DATES: "yesterday"})
 
     assert days_touched(bronze.uri, seen) == (bronze.version(), {OTHER_DAY})
 

@@ -41,9 +41,7 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 from risk_pipeline.defs.constants import (
     BRONZE_RISK_EVENTS,
     GOLD_GROUP,
-    RISK_EVENT_DATES_KEY,
     SILVER_GROUP,
-    asset_key,
 )
 from risk_pipeline.defs.ordering import (
     CHANGED_DAYS_TAG,
@@ -59,6 +57,7 @@ from risk_pipeline.defs.resources import LakeResource
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
+from risk_runtime.contract import COMMIT_EVENT_DATES, parse_event_dates
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,6 @@ MAINTENANCE_OPERATIONS: Final[frozenset[str]] = frozenset(
 """Delta operations that never change which rows a day holds (``CREATE TABLE`` of an empty table
 included; a create that also wrote rows is logged as a ``WRITE``)."""
 
-SILVER_KEY: Final = asset_key(SILVER)
 SILVER_TARGET: Final = dg.AssetSelection.groups(SILVER_GROUP, GOLD_GROUP)
 """Silver and gold in one run: gold reads the run's days of silver, so a late event reaches the gold
 tables with the same run instead of waiting for the nightly schedule, and gold's later days with it."""
@@ -139,14 +137,14 @@ def days_touched(
 
 def _declared_days(commit: Mapping[str, Any] | None) -> set[date] | None:
     """The days a runtime ``WRITE`` commit declared, or None if it declared none (or garbled them)."""
-    if commit is None or commit.get("operation") != "WRITE" or RISK_EVENT_DATES_KEY not in commit:
+    if commit is None or commit.get("operation") != "WRITE" or COMMIT_EVENT_DATES not in commit:
         return None
-    value = commit[RISK_EVENT_DATES_KEY]
+    value = commit[COMMIT_EVENT_DATES]
     try:
-        return {date.fromisoformat(day.strip()) for day in str(value).split(",") if day.strip()}
+        return parse_event_dates(value)
     except ValueError:
         log.warning(
-            "bronze version %s: unreadable %s=%r; diffing its files", commit.get("version"), RISK_EVENT_DATES_KEY, value
+            "bronze version %s: unreadable %s=%r; diffing its files", commit.get("version"), COMMIT_EVENT_DATES, value
         )
         return None
 

@@ -33,7 +33,7 @@ import polars as pl
 import pyarrow as pa
 
 from risk_pipeline.defs.silver.schema import SILVER, SILVER_SCHEMA
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, days_between, sql_string
+from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, commit_metadata, compact, days_between, sql_string
 
 ORDER_COLUMNS: Final = ("timestamp", "writer_id", "sequence")
 """Total order of events: time, then the writer's own numbering breaks ties deterministically."""
@@ -154,14 +154,6 @@ class DayBatch:
             return
         first, end = next(iter(self._frames)), next(reversed(self._frames)) + ONE_DAY
         rows = pl.concat(list(self._frames.values()), how="vertical_relaxed")
-        meta = commit_metadata(first, self.run_id) | {"end": end.isoformat()}
+        meta = commit_metadata(self.run_id, first, end)
         self.lake.replace_days(self.ref, rows, first, end, schema=self.schema, metadata=meta)
         self._frames.clear()
-
-
-def commit_metadata(day: date, run_id: str | None) -> dict[str, str]:
-    """Commit info that lets a table's history say which run wrote which day."""
-    meta = {"day": day.isoformat()}
-    if run_id is not None:
-        meta["run_id"] = run_id
-    return meta

@@ -75,13 +75,22 @@ from risk_pipeline.defs.gold.carry import (
     ONE_DAY,
     DayBatch,
     GoldResult,
-    commit_metadata,
     read_state_before,
     silver_days,
     state_partition,
     state_schema,
 )
-from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef, compact, conform, sql_date, sql_string, writer_properties
+from risk_pipeline.lake import (
+    DAY_COLUMN,
+    Lake,
+    TableRef,
+    commit_metadata,
+    compact,
+    conform,
+    sql_date,
+    sql_string,
+    writer_properties,
+)
 from risk_runtime.events import TIMESTAMP, RiskEventType
 
 TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes", high_cardinality=("lifetime_id",))
@@ -406,7 +415,7 @@ class _LifetimeRows:
             return
         end = last_day + ONE_DAY
         begun, older = outcome_rows(_latest(self._begun)), outcome_rows(_latest(self._older))
-        meta = commit_metadata(self.window_start, self.run_id) | {"end": end.isoformat()}
+        meta = commit_metadata(self.run_id, self.window_start, end)
         self.lake.replace_days(TRAILING_STOP_OUTCOMES, begun, self.window_start, end, schema=SCHEMA, metadata=meta)
         _upsert(self.lake, older, last_day, self.run_id)
         self.window_start, self._begun, self._older, self._held = end, [], [], 0
@@ -430,7 +439,7 @@ def _upsert(lake: Lake, rows: pl.DataFrame, day: date, run_id: str | None) -> No
             source_alias="s",
             target_alias="t",
             writer_properties=writer_properties(SCHEMA, TRAILING_STOP_OUTCOMES.high_cardinality),
-            commit_properties=CommitProperties(custom_metadata=commit_metadata(day, run_id)),
+            commit_properties=CommitProperties(custom_metadata=commit_metadata(run_id, day, day + ONE_DAY)),
         )
         .when_matched_update_all()
         .when_not_matched_insert_all()

@@ -58,7 +58,7 @@ from risk_pipeline.defs.silver.event_index import EVENT_ID_INDEX, INDEX_SCHEMA, 
 from risk_pipeline.defs.silver.schema import QUARANTINE, QUARANTINE_SCHEMA, SILVER, SILVER_SCHEMA
 from risk_pipeline.defs.silver.transform import build_silver, refuse_reused_ids
 from risk_pipeline.defs.silver.window import home_day, stray_partitions, strays_predicate
-from risk_pipeline.lake import DAY_COLUMN, Lake, compact, days_between
+from risk_pipeline.lake import DAY_COLUMN, Lake, commit_metadata, compact, days_between
 from risk_runtime.events import BRONZE_SCHEMA
 
 _DAY: Final = timedelta(days=1)
@@ -235,11 +235,6 @@ def build_silver_days(
     return built
 
 
-def _metadata(run_id: str, start: date, end: date) -> dict[str, str]:
-    """Commit info that lets a table's history say which run wrote which days."""
-    return {"run_id": run_id, "start": start.isoformat(), "end": end.isoformat()}
-
-
 def read_home_rows(lake: Lake, day: date, strays: frozenset[date]) -> pl.DataFrame:
     """The bronze rows filed under ``day``: its partition's own, plus those filed under it from other days.
 
@@ -283,7 +278,7 @@ def _build_day(
     finally:
         order.finish(day, ok=ok)
     with stage("silver: write silver day"):
-        metadata = _metadata(run_id, day, day + _DAY)
+        metadata = commit_metadata(run_id, day, day + _DAY)
         lake.replace_days(SILVER, build.silver, day, day + _DAY, schema=SILVER_SCHEMA, metadata=metadata)
     with stage("silver: asset checks"):
         seen = [frame.select(_RUN_COLUMNS) for frame in (build.silver, build.quarantine)]
@@ -311,7 +306,7 @@ def _write_side_tables(lake: Lake, built: list[_BuiltDay], *, run_id: str) -> No
     if [d.day for d in built] != days_between(first, last + _DAY):
         raise AssertionError(f"quarantine days must be consecutive: {[d.day for d in built]}")
     rows = pl.concat([d.quarantine for d in built], how="vertical_relaxed")
-    metadata = _metadata(run_id, first, last + _DAY)
+    metadata = commit_metadata(run_id, first, last + _DAY)
     lake.replace_days(QUARANTINE, rows, first, last + _DAY, schema=QUARANTINE_SCHEMA, metadata=metadata)
     index = pl.concat([d.index_rows for d in built], how="vertical_relaxed")
     lake.replace_days(EVENT_ID_INDEX, index, first, last + _DAY, schema=INDEX_SCHEMA, metadata=metadata)

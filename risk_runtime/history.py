@@ -35,7 +35,8 @@ from typing import Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from risk_runtime.spool import STORAGE_OPTIONS_ENV, list_segments, read_segment, writer_dirs
+from risk_runtime.spool import list_segments, read_segment, writer_dirs
+from risk_runtime.storage import STORAGE_OPTIONS_ENV
 
 DEFAULT_LOOKBACK_DAYS: Final = 7
 
@@ -142,13 +143,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from risk_runtime.table import RiskEventsTable
 
-    raw = os.environ.get(STORAGE_OPTIONS_ENV)
     filters: list[tuple[str, str, object]] = [("component", "=", args.component), ("source", "=", args.source)]
     if args.since:
         filters.append(("event_date", ">=", date.fromisoformat(args.since)))
-    table = RiskEventsTable(args.lake, storage_options=json.loads(raw) if raw else None).read(
-        filters=filters, columns=args.columns.split(",")
-    )
+    table = RiskEventsTable(args.lake).read(filters=filters, columns=args.columns.split(","))
     sink = sys.stdout.buffer
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

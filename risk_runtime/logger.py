@@ -73,7 +73,8 @@ from risk_runtime.events import Component, RiskEvent, RiskEventType
 from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
 from risk_runtime.segments import SegmentBook
 from risk_runtime.spool import WRITERS, FileLock
-from risk_runtime.spool_identity import SPOOL_DIR_ENV, claim_spool, default_spool_dir, spool_identity
+from risk_runtime.spool_identity import SPOOL_DIR_ENV, check_spool, claim_spool, default_spool_dir, spool_identity
+from risk_runtime.storage import storage_options_from_env
 from risk_runtime.supervision import ShipperSupervisor
 from risk_runtime.table import resolve_lake_root
 
@@ -176,7 +177,8 @@ class RiskEventLogger:
         spool_dir: where events wait on local disk (default: this lake's own spool, see
             :func:`risk_runtime.spool_identity.default_spool_dir`). A spool feeds one table:
             ``start()`` refuses one that feeds another.
-        storage_options: for an object-store lake; handed to the shipper through its environment.
+        storage_options: for an object-store lake (default: ``$RISK_STORAGE_OPTIONS``); handed to the shipper
+            through its environment.
         batch_size / max_batch_age: a batch lands in bronze when it has this many events or is
             this old (seconds), whichever comes first.
         sync_interval: the durability window, in seconds (see the module docs).
@@ -227,8 +229,11 @@ class RiskEventLogger:
         )
         self.lake_root = resolve_lake_root(lake_root)
         self.spool_dir = Path(spool_dir).resolve() if spool_dir is not None else default_spool_dir(self.lake_root)
-        self.storage_options = dict(storage_options) if storage_options else None
+        options = storage_options if storage_options is not None else storage_options_from_env()
+        self.storage_options = dict(options) if options else None
         self.identity = spool_identity(self.lake_root, self.storage_options)
+        # Refuse a spool that feeds another table now, before log() accepts a single event for it.
+        check_spool(self.spool_dir, self.identity)
         self.overflow = self.config.overflow
         self.max_buffer_events = self.config.max_buffer_events
         self.batch_size = self.config.batch_size
@@ -333,7 +338,8 @@ class RiskEventLogger:
         """Claim the spool for this lake, start the flusher thread and (if needed) the shipper.
 
         Raises :class:`~risk_runtime.spool_identity.SpoolMismatchError` (a ``ValueError``) when the
-        spool feeds another table; nothing is written then.
+        spool feeds another table (checked at construction too); nothing is written then, and every later
+        ``log()`` is refused and counted (``refused_after_close``).
         """
         if self._closed:
             raise RuntimeError("this RiskEventLogger is closed; create a new one")
@@ -341,7 +347,13 @@ class RiskEventLogger:
             process_hooks.install_sigterm_handler()
         if self._started:
             return self
-        claim_spool(self.spool_dir, self.identity)
+        try:
+            claim_spool(self.spool_dir, self.identity)
+        except ValueError as exc:  # another table claimed the spool since construction: never write to it
+            self._last_error = str(exc)
+            self._closed = True  # log() refuses (and counts) from now on; what it took before is reported
+            log.error("risk event logger refused to start, %d accepted event(s) not written: %s", len(self._buffer), exc)
+            raise
         self._create_writer_dir()
         # On this thread, before the flusher exists: an import running on a background thread when the
         # process forks leaves the child's import lock held forever (see encoding.warm_up).

@@ -68,8 +68,6 @@ WRITERS: Final = "writers"
 CORRUPT: Final = "corrupt"
 SHIPPER_LOCK: Final = "shipper.lock"
 SHIPPER_LOG: Final = "shipper.log"
-STORAGE_OPTIONS_ENV: Final = "RISK_STORAGE_OPTIONS"
-"""JSON storage options for the shipper, passed through its environment (never argv: they hold secrets)."""
 
 
 def segment_name(number: int, sealed: bool) -> str:

@@ -113,6 +113,20 @@ def read_manifest(spool_dir: Path) -> SpoolIdentity | None:
     return SpoolIdentity(str(raw["lake"]), tuple(storage.get("keys") or ()), str(storage.get("digest") or ""))
 
 
+def check_spool(spool_dir: Path, identity: SpoolIdentity) -> None:
+    """Raise if ``spool_dir`` already feeds another table; read-only (a missing spool is fine)."""
+    existing = read_manifest(spool_dir)
+    if existing is not None and existing != identity:
+        raise _mismatch(spool_dir, existing, identity)
+
+
+def _mismatch(spool_dir: Path, existing: SpoolIdentity | None, identity: SpoolIdentity) -> SpoolMismatchError:
+    return SpoolMismatchError(
+        f"spool {spool_dir} feeds {existing.describe() if existing else '?'}, not {identity.describe()}; "
+        "give this lake its own spool (the default spool_dir is one per lake)"
+    )
+
+
 def claim_spool(spool_dir: Path, identity: SpoolIdentity) -> None:
     """Make ``spool_dir`` feed ``identity``'s table, or raise if it already feeds another one."""
     spool_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +149,4 @@ def claim_spool(spool_dir: Path, identity: SpoolIdentity) -> None:
                 staging.unlink()
         existing = read_manifest(spool_dir)
     if existing != identity:
-        raise SpoolMismatchError(
-            f"spool {spool_dir} feeds {existing.describe() if existing else '?'}, not {identity.describe()}; "
-            "give this lake its own spool (the default spool_dir is one per lake)"
-        )
+        raise _mismatch(spool_dir, existing, identity)

@@ -26,7 +26,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from risk_runtime.spool import SHIPPER_LOCK, SHIPPER_LOG, STORAGE_OPTIONS_ENV, is_locked
+from risk_runtime.spool import SHIPPER_LOCK, SHIPPER_LOG, is_locked
+from risk_runtime.storage import STORAGE_OPTIONS_ENV
 
 SHIPPER_STATUS: Final = "shipper.status.json"
 

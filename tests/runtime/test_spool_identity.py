@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -84,15 +85,24 @@ def test_a_spool_that_feeds_another_table_is_refused(tmp_path: Path) -> None:
     spool, lake_a, lake_b = tmp_path / "spool", tmp_path / "a" / "lake", tmp_path / "b" / "lake"
     with RiskEventLogger(lake_a, spool_dir=spool) as a:
         a.log(failure(1, "a"))
-    other = RiskEventLogger(lake_b, spool_dir=spool)
-    with pytest.raises(ValueError) as refused:
-        other.start()
+    with pytest.raises(ValueError) as refused:  # at construction: before log() accepts anything for it
+        RiskEventLogger(lake_b, spool_dir=spool)
     assert str(lake_a) in str(refused.value) and str(lake_b) in str(refused.value)
-    with pytest.raises(ValueError, match="feeds"):
-        import asyncio
 
-        asyncio.run(other.initialize())
-    assert not other.log(failure(2, "b")) or other.stats().accepted == 1  # never shipped anywhere
+
+def test_a_spool_claimed_by_another_table_after_construction_is_refused_at_start(tmp_path: Path) -> None:
+    spool, lake_a, lake_b = tmp_path / "spool", tmp_path / "a" / "lake", tmp_path / "b" / "lake"
+    late = RiskEventLogger(lake_b, spool_dir=spool)  # the spool has no owner yet
+    with RiskEventLogger(lake_a, spool_dir=spool) as a:  # ... until lake A's logger claims it
+        a.log(failure(1, "a"))
+    with pytest.raises(ValueError, match="feeds"):
+        asyncio.run(late.initialize())
+    with pytest.raises(RuntimeError, match="closed"):
+        late.start()
+    assert late.log(failure(2, "b")) is False  # never accepted for a spool it cannot write to
+    stats = late.stats()
+    assert (stats.accepted, stats.refused_after_close) == (0, 1)
+    assert str(lake_a) in (stats.last_error or "")
 
 
 def test_the_shipper_never_commits_a_spool_meant_for_another_table(tmp_path: Path) -> None:

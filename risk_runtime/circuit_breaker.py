@@ -34,6 +34,7 @@ could disagree with the audit trail.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -103,8 +104,9 @@ class BreakerSnapshot:
 
     ``opened_at`` is when the breaker last opened (kept while HALF_OPEN, None once CLOSED).
     ``durable`` says whether every event behind this state is known to be in the lake: True
-    for a snapshot loaded from bronze, or saved after a confirmed flush; False when the flush
-    timed out or no logger is attached.
+    for a snapshot loaded from bronze alone, or saved after a confirmed flush; False when some of
+    its events were read from the local spool (not committed yet), the flush timed out, or no
+    logger is attached.
     """
 
     name: str
@@ -352,7 +354,7 @@ class TradingCircuitBreaker:
         """
         from pathlib import Path
 
-        from risk_runtime.history import read_source_events
+        from risk_runtime.history import LANDED, read_source_events
         from risk_runtime.spool_identity import default_spool_dir
         from risk_runtime.table import resolve_lake_root
 
@@ -379,6 +381,8 @@ class TradingCircuitBreaker:
         rows = table.sort_by([("timestamp", "ascending"), ("sequence", "ascending")]).to_pylist()
         snapshot = fold_breaker_events(rows, name=self.name)
         if snapshot is not None:
+            # Events still only in the local spool are real, but not yet in the lake.
+            snapshot = dataclasses.replace(snapshot, durable=all(table.column(LANDED).to_pylist()))
             self.restore(snapshot)
         return snapshot
 

@@ -41,6 +41,10 @@ from risk_runtime.storage import STORAGE_OPTIONS_ENV
 DEFAULT_LOOKBACK_DAYS: Final = 7
 
 
+LANDED: Final = "_landed"
+"""Column :func:`read_source_events` adds: True for a row read from bronze, False for one still in the spool."""
+
+
 def read_source_events(
     lake_root: str,
     *,
@@ -52,7 +56,7 @@ def read_source_events(
     lookback_days: int = DEFAULT_LOOKBACK_DAYS,
     complete_when: str | None = None,
 ) -> pa.Table:
-    """Rows of ``component``/``source`` from bronze and the spool (``columns`` plus ``event_id``).
+    """Rows of ``component``/``source`` from bronze and the spool (``columns``, ``event_id`` and :data:`LANDED`).
 
     ``complete_when``: an ``event_type`` whose presence in the recent partitions means older ones
     are not needed; without it in the result, every partition is read.
@@ -62,9 +66,11 @@ def read_source_events(
     bronze = _bronze_in_subprocess(lake_root, component, source, wanted, since, storage_options)
     if complete_when is not None and not _has(bronze, complete_when):
         bronze = _bronze_in_subprocess(lake_root, component, source, wanted, None, storage_options)
+    bronze = bronze.append_column(LANDED, pa.array([True] * bronze.num_rows, pa.bool_()))
     spooled = read_spool_events(spool_dir, component=component, source=source, columns=wanted) if spool_dir else None
     if spooled is None or spooled.num_rows == 0:
         return bronze
+    spooled = spooled.append_column(LANDED, pa.array([False] * spooled.num_rows, pa.bool_()))
     landed = pa.array(bronze.column("event_id").to_pylist(), pa.string()) if bronze.num_rows else None
     if landed is not None:
         spooled = spooled.filter(pc.invert(pc.is_in(spooled.column("event_id"), value_set=landed)))

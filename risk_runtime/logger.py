@@ -352,7 +352,9 @@ class RiskEventLogger:
         except ValueError as exc:  # another table claimed the spool since construction: never write to it
             self._last_error = str(exc)
             self._closed = True  # log() refuses (and counts) from now on; what it took before is reported
-            log.error("risk event logger refused to start, %d accepted event(s) not written: %s", len(self._buffer), exc)
+            log.error(
+                "risk event logger refused to start, %d accepted event(s) not written: %s", len(self._buffer), exc
+            )
             raise
         self._create_writer_dir()
         # On this thread, before the flusher exists: an import running on a background thread when the

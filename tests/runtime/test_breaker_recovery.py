@@ -82,4 +82,9 @@ def test_load_state_folds_bronze_and_spool_together(tmp_path: Path) -> None:
     snapshot = restored.load_state(lake, spool_dir=spool)
     assert snapshot is not None and snapshot.state is CircuitBreakerState.OPEN and snapshot.failure_count == 3
     assert restored.opened_at == breaker.opened_at
+    assert snapshot.durable is False  # two of its events are not in the lake yet
+    logger.start_shipper = True
+    assert logger.flush(timeout=60)
+    landed = TradingCircuitBreaker(config, name="venue-a").load_state(lake, spool_dir=spool)
+    assert landed is not None and landed.durable is True and landed.state is CircuitBreakerState.OPEN
     logger.close(timeout=0.5)

@@ -40,7 +40,7 @@ from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
 from risk_pipeline.defs.ordering import gold_through, partition_tags
-from risk_pipeline.defs.resources import LakeResource
+from risk_pipeline.defs.resources import lake_resource_from_env
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import Lake, days_between
@@ -204,7 +204,10 @@ def materialize_days(
         name: implicit.get_subset(asset_selection=dg.AssetSelection.groups(*g).resolve(graph))
         for name, g in groups.items()
     }
-    resources = {"lake": LakeResource(root=the_lake.location, storage_options=the_lake.storage_options)}
+    if (the_lake.storage_options or None) != storage_options_from_env():
+        # Plain resource config is stored with every run: credentials reach runs through the variable only.
+        raise ValueError(f"storage options reach pipeline runs through ${STORAGE_OPTIONS_ENV} only; set it")
+    resources = {"lake": lake_resource_from_env(root=the_lake.location)}
     through = gold_through(the_lake, days[-1])
     runs = plan_runs(days, through, single_run=single_run)
     if not quiet:

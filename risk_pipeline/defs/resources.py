@@ -56,15 +56,16 @@ class LakeResource(dg.ConfigurableResource):
         return Lake(root=self.root, storage_options=self.resolved_storage_options())
 
 
-def lake_resource_from_env() -> LakeResource:
-    """The resource the code location binds: options through ``EnvVar`` when the variable is set.
+def lake_resource_from_env(root: str | None = None) -> LakeResource:
+    """The resource the code location binds (and the CLI's runs use): options through ``EnvVar`` when set.
 
     Only when set: an ``EnvVar`` whose variable is missing fails every run and sensor tick, while a lake
-    on local disk needs no options at all.
+    on local disk needs no options at all. ``root`` overrides ``$RISK_LAKE_ROOT``; it is no secret.
     """
+    where = {"root": root} if root is not None else {}
     if os.environ.get(STORAGE_OPTIONS_ENV, "").strip():
-        return LakeResource(storage_options_json=dg.EnvVar(STORAGE_OPTIONS_ENV))
-    return LakeResource()
+        return LakeResource(storage_options_json=dg.EnvVar(STORAGE_OPTIONS_ENV), **where)
+    return LakeResource(**where)
 
 
 @dg.definitions

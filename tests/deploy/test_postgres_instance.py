@@ -19,7 +19,8 @@ import pytest
 import yaml
 from servers import POSTGRES_INSTALL_HINT, PostgresServer, postgres_bin
 
-from risk_pipeline.defs.bronze.sensors import bronze_sensor
+from risk_pipeline.defs.bronze.sensors import bronze_sensor, write_cursor
+from risk_pipeline.defs.ordering import CHANGED_DAYS_TAG
 from risk_pipeline.defs.resources import LakeResource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,7 +96,10 @@ def test_pipeline_runs_on_a_postgres_instance(
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         context = dg.build_sensor_context(instance=instance, resources={"lake": LakeResource()})
-        result = bronze_sensor(context)
-        assert isinstance(result, dg.SensorResult)
-        assert len(result.run_requests or []) == 2  # a fresh cursor: both days bronze holds
+        first = bronze_sensor(context)  # a built lake: nothing to ask for
+        assert isinstance(first, dg.SensorResult) and not first.run_requests
+        context = dg.build_sensor_context(instance=instance, resources={"lake": LakeResource()}, cursor=write_cursor(0))
+        result = bronze_sensor(context)  # every commit since bronze's first version: both days bronze holds
+        assert isinstance(result, dg.SensorResult) and len(result.run_requests or []) == 1
+        assert len(result.run_requests[0].tags[CHANGED_DAYS_TAG].split(",")) == 2
         assert len(instance.get_runs()) == 2

@@ -292,7 +292,10 @@ def test_days_outside_the_partitions_are_not_requested(ticks: Ticks, bronze: Bro
 
     # Rows dated outside the window are quarantined under the day they were ingested (today here).
     ingested = datetime.now(UTC).date()
-    assert list(requested(data)) == sorted({OTHER_DAY.isoformat(), ingested.isoformat()})
+    (run,) = data.run_requests
+    assert run.tags[CHANGED_DAYS_TAG] == ",".join(sorted({OTHER_DAY.isoformat(), ingested.isoformat()}))
+    assert run.tags[RANGE_START_TAG] == OTHER_DAY.isoformat()  # never BEFORE_START, never FAR_FUTURE
+    assert run.tags[RANGE_END_TAG] == ingested.isoformat()
 
 
 def test_a_day_with_a_run_still_queued_is_not_requested_again(ticks: Ticks, bronze: Bronze) -> None:

@@ -31,7 +31,8 @@ The path of an event, and why each step is where it is::
   After ``close()``, ``log()`` returns False and counts the refusal: a closed logger stays closed.
 
 This module holds the hot path and the lifecycle. The rest lives by concept: settings and their
-validation in :mod:`risk_runtime.logger_config`, the writer's segments and what became of them in
+validation in :mod:`risk_runtime.logger_config`, what ``stats()`` reports in
+:mod:`risk_runtime.logger_stats`, the writer's segments and what became of them in
 :mod:`risk_runtime.segments`, which table a spool feeds in :mod:`risk_runtime.spool_identity`,
 starting and hearing from the shipper in :mod:`risk_runtime.supervision`, and the exit, fork and
 SIGTERM hooks in :mod:`risk_runtime.process_hooks`.
@@ -61,8 +62,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Generator, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -71,6 +71,7 @@ from risk_runtime import process_hooks
 from risk_runtime.encoding import encode_batch, warm_up
 from risk_runtime.events import Component, RiskEvent, RiskEventType
 from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
+from risk_runtime.logger_stats import LoggerStats, _Done
 from risk_runtime.segments import SegmentBook
 from risk_runtime.spool import WRITERS, FileLock
 from risk_runtime.spool_identity import SPOOL_DIR_ENV, check_spool, claim_spool, default_spool_dir, spool_identity
@@ -93,61 +94,6 @@ _SEGMENT_EVENTS: Final = 50_000
 _MIN_SEAL_INTERVAL: Final = 0.1
 """Sealing costs two fsyncs (~7 ms here); under load a batch is sealed at most this often, and grows."""
 _SHIPPER_CHECK_INTERVAL: Final = 1.0
-
-
-@dataclass(frozen=True)
-class LoggerStats:
-    """A snapshot of the logger's accounting.
-
-    Every accepted event is in exactly one of: ``buffered``, spooled but not yet committed,
-    ``committed``, ``dropped`` (``drop_oldest`` only) or ``damaged`` (set aside by the shipper).
-    """
-
-    writer_id: str
-    accepted: int
-    """Events ``log()`` took (each has a sequence number)."""
-    dropped: int
-    """Events refused (``drop_newest``) or discarded (``drop_oldest``) because the backlog was full."""
-    buffered: int
-    """Accepted, still in memory."""
-    spooled: int
-    """Accepted and written to the local spool (committed or not)."""
-    committed: int
-    """Written to the spool and since committed to bronze."""
-    spool_bytes: int
-    spool_errors: int
-    last_error: str | None
-    """The latest problem, this process's or the shipper's (unreachable lake, held-back or damaged segments)."""
-    shipper_running: bool
-    internal_errors: int
-    refused_after_close: int = 0
-    """``log()`` calls after ``close()``: refused (False), never written."""
-    damaged: int = 0
-    """Spooled events the shipper could not read back (damaged on disk) and set aside."""
-    held_back_segments: int = 0
-    """Segments in this spool the shipper leaves alone because it does not know their schema version."""
-    flusher_running: bool = False
-    oldest_unshipped_age: float | None = None
-    """Seconds since the oldest accepted event not yet in bronze was written or logged (None: none)."""
-
-
-class _Done:
-    """The result of a blocking ``flush()``/``initialize()`` outside an event loop; awaitable too."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: bool) -> None:
-        self.value = value
-
-    def __bool__(self) -> bool:
-        return self.value
-
-    def __await__(self) -> Generator[Any, None, bool]:
-        return self.value
-        yield  # pragma: no cover  (makes this a generator)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.value})"
 
 
 def new_writer_id() -> str:

@@ -9,18 +9,12 @@ The path of an event, and why each step is where it is::
 * ``log()`` does no I/O, no encoding and no locking; it only refuses (and counts) an event when
   the bounded in-memory backlog is full -- which happens only if the local disk itself is failing
   or the spool reached its size bound while the lake was unreachable.
-* The flusher wakes on a timer (``sync_interval``) or when a batch's worth is waiting, so the
-  trading thread never pays for waking it per event. Its work is a few microseconds per event
-  of columnar Arrow conversion plus one ``write()``; it holds the GIL one frame (at most 4,096
-  events) at a time.
-* Durability window: an accepted event is on local disk (``write()``, and ``fsync`` when
-  ``fsync=True``) within ``sync_interval`` (default 0.5 s, as Vector's disk buffer) of ``log()``
-  returning; a shorter interval narrows the window but wakes the flusher, and meets the trading
-  loop, more often (see bench.runtime's sweep). A ``kill -9`` loses at most what was accepted
-  inside that window; everything older is committed by the next shipper to run on the same spool,
-  exactly once. The window holds while events arrive slower than the flusher encodes them
-  (~200k events/s on one core here); during a burst faster than that, the backlog -- and with it
-  the window -- grows until the burst ends.
+* Durability window: an accepted event is on local disk within ``sync_interval`` (default 0.5 s)
+  of ``log()`` returning; a shorter interval narrows the window but wakes the flusher, and meets
+  the trading loop, more often (see bench.runtime's sweep). A ``kill -9`` loses at most what was
+  accepted inside that window; everything older is committed by the next shipper to run on the
+  same spool, exactly once. What the flusher guarantees, and at what cost to the trading
+  threads, is stated in :mod:`risk_runtime.flusher`.
 * Batches land in bronze when a segment holds ``batch_size`` events or is ``max_batch_age``
   seconds old (1,000 events / 5 s; the design guide's 100-event batches cost ten commits a second
   per process at 1,000 events/s), or at ``flush()``/``close()``; the shipper
@@ -30,12 +24,14 @@ The path of an event, and why each step is where it is::
   only when bronze holds every event accepted before it, within ``flush_timeout`` (30 s) by default.
   After ``close()``, ``log()`` returns False and counts the refusal: a closed logger stays closed.
 
-This module holds the hot path and the lifecycle. The rest lives by concept: settings and their
-validation in :mod:`risk_runtime.logger_config`, what ``stats()`` reports in
-:mod:`risk_runtime.logger_stats`, the writer's segments and what became of them in
-:mod:`risk_runtime.segments`, which table a spool feeds in :mod:`risk_runtime.spool_identity`,
-starting and hearing from the shipper in :mod:`risk_runtime.supervision`, and the exit, fork and
-SIGTERM hooks in :mod:`risk_runtime.process_hooks`.
+This module holds the hot path (with the overflow policy and its drop accounting) and the
+lifecycle. The rest lives by concept: settings and their validation in
+:mod:`risk_runtime.logger_config`, the thread that writes the backlog to the spool in
+:mod:`risk_runtime.flusher`, what ``stats()`` reports in :mod:`risk_runtime.logger_stats`, the
+writer's segments and what became of them in :mod:`risk_runtime.segments`, which table a spool
+feeds in :mod:`risk_runtime.spool_identity`, starting and hearing from the shipper in
+:mod:`risk_runtime.supervision`, and the exit, fork and SIGTERM hooks in
+:mod:`risk_runtime.process_hooks`.
 
 Usage, with asyncio as in the design guide, or without it::
 
@@ -58,20 +54,20 @@ import json
 import logging
 import os
 import socket
-import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Final
 
 from risk_runtime import process_hooks
-from risk_runtime.encoding import encode_batch, warm_up
+from risk_runtime.encoding import warm_up
 from risk_runtime.events import Component, RiskEvent, RiskEventType
+from risk_runtime.flusher import Flusher
 from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
-from risk_runtime.logger_stats import LoggerStats, _Done
+from risk_runtime.logger_stats import Faults, LoggerStats, _Done
 from risk_runtime.segments import SegmentBook
 from risk_runtime.spool import WRITERS, FileLock
 from risk_runtime.spool_identity import SPOOL_DIR_ENV, check_spool, claim_spool, default_spool_dir, spool_identity
@@ -83,35 +79,13 @@ __all__ = ["SPOOL_DIR_ENV", "LoggerStats", "OverflowPolicy", "RiskEventLogger", 
 
 log = logging.getLogger(__name__)
 
-_FRAME_EVENTS: Final = 4_096
-"""Most events per spool frame. Encoding holds the GIL (~2-3 µs per event) and the flusher hands it
-back between frames. Measured with bench.runtime, a trading loop's p99 lateness depends on how
-*often* it meets the flusher far more than on how long each meeting is: at 1,000 events/s one
-frame per sync interval beat frames of 256 (1.3x against 1.6x the loop's own p99), and bursts
-encode ~35% faster in large frames."""
-_SEGMENT_EVENTS: Final = 50_000
-"""A segment is sealed at this size whatever the batch size, which bounds what the shipper holds."""
-_MIN_SEAL_INTERVAL: Final = 0.1
-"""Sealing costs two fsyncs (~7 ms here); under load a batch is sealed at most this often, and grows."""
 _SHIPPER_CHECK_INTERVAL: Final = 1.0
+"""How often, at most, the flusher thread checks that a shipper serves the spool."""
 
 
 def new_writer_id() -> str:
     host = socket.gethostname().split(".")[0] or "host"
     return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
-
-
-def _encode(items: list[tuple[int, Any]]) -> Any:
-    """Encode ``(sequence, event)`` pairs, trying twice: a library's one-time set-up can fail once.
-
-    pyarrow's first conversion may import pandas (see :func:`~risk_runtime.encoding.warm_up`); at
-    interpreter exit that import raises, pyarrow records that it tried, and the second attempt works.
-    """
-    events, sequences = [event for _, event in items], [sequence for sequence, _ in items]
-    try:
-        return encode_batch(events, sequences)
-    except Exception:
-        return encode_batch(events, sequences)
 
 
 class RiskEventLogger:
@@ -189,9 +163,6 @@ class RiskEventLogger:
         self._supervisor = ShipperSupervisor(
             self.spool_dir, self.lake_root, self.storage_options, enabled=self.config.start_shipper
         )
-        self._io_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
         self._reset_writer()
         process_hooks.register(self)
         if self.config.handle_signals:
@@ -215,15 +186,18 @@ class RiskEventLogger:
         self._refused_closed = itertools.count()
         self._drops_reported = 0
         self._drop_window: tuple[float, float] | None = None
-        self._wake_requested = False
-        self._internal_errors = 0
-        self._spool_errors = 0
-        self._last_error: str | None = None
-        self._spool_full = False
+        self._faults = Faults()
         self._writer_dir = self.spool_dir / WRITERS / self.writer_id
         self._writer_lock = FileLock(self._writer_dir / "lock")
         self._book = SegmentBook(self.spool_dir, self._writer_dir, fsync=self.config.fsync)
-        self._flusher: threading.Thread | None = None
+        self._flusher = Flusher(
+            self._buffer,
+            self._book,
+            self.config,
+            self._faults,
+            on_room=self._report_drops,
+            between_cycles=self._check_shipper,
+        )
         self._started = False
         self._closed = False
 
@@ -249,12 +223,14 @@ class RiskEventLogger:
             if len(buffer) >= self.max_buffer_events and not self._make_room():
                 return False
             buffer.append((next(self._sequence), event))
-            if len(buffer) >= self.batch_size and not self._wake_requested:
-                self._wake_requested = True
-                self._wake.set()
+            if len(buffer) >= self.batch_size:
+                flusher = self._flusher
+                if not flusher.wake_requested:  # wake it once per cycle, not once per event
+                    flusher.wake_requested = True
+                    flusher.wake.set()
             return True
         except Exception:  # never into trading code
-            self._internal_errors += 1
+            self._faults.internal_errors += 1
             return False
 
     def _make_room(self) -> bool:
@@ -279,6 +255,30 @@ class RiskEventLogger:
         window = self._drop_window
         self._drop_window = (window[0] if window else now, now)
 
+    def _report_drops(self) -> None:
+        """The sink has room again (the flusher calls this, under its I/O lock): record how many
+        events were dropped meanwhile, as an event."""
+        count = _peek(self._dropped) - self._drops_reported
+        if count <= 0:
+            return
+        self._drops_reported += count
+        first, last = self._drop_window or (time.time(), time.time())
+        self._drop_window = None
+        self._buffer.append(
+            (
+                next(self._sequence),
+                RiskEvent(
+                    RiskEventType.EVENTS_DROPPED,
+                    component=Component.EVENT_LOGGER,
+                    source=self.writer_id,
+                    current_value=float(count),
+                    metadata=json.dumps(
+                        {"dropped": count, "policy": self.overflow.value, "first_at": first, "last_at": last}
+                    ),
+                ),
+            )
+        )
+
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> RiskEventLogger:
         """Claim the spool for this lake, start the flusher thread and (if needed) the shipper.
@@ -296,7 +296,7 @@ class RiskEventLogger:
         try:
             claim_spool(self.spool_dir, self.identity)
         except ValueError as exc:  # another table claimed the spool since construction: never write to it
-            self._last_error = str(exc)
+            self._faults.last_error = str(exc)
             self._closed = True  # log() refuses (and counts) from now on; what it took before is reported
             log.error(
                 "risk event logger refused to start, %d accepted event(s) not written: %s", len(self._buffer), exc
@@ -306,9 +306,8 @@ class RiskEventLogger:
         # On this thread, before the flusher exists: an import running on a background thread when the
         # process forks leaves the child's import lock held forever (see encoding.warm_up).
         warm_up()
-        self._stopping.clear()
         self._started = True
-        self._ensure_flusher()
+        self._flusher.start()
         self._supervisor.ensure_running()
         return self
 
@@ -362,21 +361,22 @@ class RiskEventLogger:
             self.start()
         target = _peek(self._sequence) - 1
         deadline = time.monotonic() + wait
-        self._ensure_flusher()
-        self._cycle(seal=True)
+        flusher = self._flusher
+        flusher.ensure_running()
+        flusher.cycle(seal=True)
         while True:
             if self._durable_through(target):
                 return True
             if time.monotonic() >= deadline:
                 return False
             if self._buffer or self._book.has_open:
-                self._cycle(seal=True)
+                flusher.cycle(seal=True)
             self._supervisor.ensure_running()
             time.sleep(0.005)
 
     def _durable_through(self, sequence: int) -> bool:
         """Every event up to ``sequence`` is in bronze or was dropped: none is buffered, in flight or pending."""
-        with self._io_lock:  # the flusher moves events from the backlog to the spool under this lock
+        with self._flusher.io_lock:  # the flusher moves events from the backlog to the spool under this lock
             if any(seq <= sequence for seq, _ in list(self._buffer)):
                 return False
         return self._book.durable_through(sequence)
@@ -394,12 +394,9 @@ class RiskEventLogger:
         wait = self.exit_timeout if timeout is None else timeout
         landed = self.flush_blocking(wait) if (self._started or self._buffer) else True
         self._closed = True
-        self._stop_flusher()
+        self._flusher.stop()
         if self._started:
-            with self._io_lock:
-                self._spool_full = False  # at close the bound yields: the backlog goes to disk, not away
-                self._write_backlog()
-                self._book.seal()
+            self._flusher.drain()
             self._writer_lock.release()
         self._started = False
         process_hooks.unregister(self)
@@ -430,7 +427,8 @@ class RiskEventLogger:
         if status is not None and status.lake != self.lake_root:
             status = None
         held_back = len(status.held_back) if status else 0
-        last_error = self._last_error
+        faults = self._faults
+        last_error = faults.last_error
         if last_error is None and status is not None and status.last_error:
             last_error = f"shipper: {status.last_error}"
         exited = self._supervisor.exited_with()
@@ -440,7 +438,6 @@ class RiskEventLogger:
             last_error = f"shipper holds back {held_back} segment(s): {status.held_back[0]}"
         if last_error is None and book.damage_note:
             last_error = book.damage_note
-        flusher = self._flusher
         return LoggerStats(
             writer_id=self.writer_id,
             accepted=_peek(self._sequence) - 1,
@@ -449,14 +446,14 @@ class RiskEventLogger:
             spooled=book.spooled,
             committed=book.committed,
             spool_bytes=book.pending_bytes(),
-            spool_errors=self._spool_errors,
+            spool_errors=faults.spool_errors,
             last_error=last_error,
             shipper_running=self._supervisor.running(),
-            internal_errors=self._internal_errors,
+            internal_errors=faults.internal_errors,
             refused_after_close=_peek(self._refused_closed),
             damaged=book.damaged,
             held_back_segments=held_back,
-            flusher_running=flusher is not None and flusher.is_alive(),
+            flusher_running=self._flusher.is_alive(),
             oldest_unshipped_age=self._oldest_unshipped_age(),
         )
 
@@ -467,122 +464,15 @@ class RiskEventLogger:
             oldest = logged if oldest is None else min(oldest, logged)
         return None if oldest is None else max(0.0, time.time() - oldest)
 
-    # ------------------------------------------------------------------ the flusher
-    def _ensure_flusher(self) -> None:
-        """Start the flusher thread, or a new one if the last one died (its error is in ``last_error``)."""
-        if not self._started or self._stopping.is_set():
-            return
-        if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(target=self._run_flusher, name="risk-event-flusher", daemon=True)
-            self._flusher.start()
-
-    def _run_flusher(self) -> None:
-        try:
-            while not self._stopping.is_set():
-                self._wake.wait(self.sync_interval)
-                self._wake.clear()
-                self._wake_requested = False
-                try:
-                    self._cycle(seal=False)
-                    if time.monotonic() - self._supervisor.last_check >= _SHIPPER_CHECK_INTERVAL:
-                        self._supervisor.ensure_running()
-                except Exception as exc:  # keep flushing whatever happens; say what went wrong
-                    self._internal_errors += 1
-                    self._last_error = f"{type(exc).__name__}: {exc}"
-                    log.exception("risk event flusher cycle failed")
-        except BaseException as exc:  # the thread is dying: say so where stats() shows it
-            self._internal_errors += 1
-            self._last_error = f"flusher thread stopped: {type(exc).__name__}: {exc}"
-            log.error("risk event flusher thread stopped: %r; the next flush() restarts it", exc)
-
-    def _stop_flusher(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._flusher is not None and self._flusher is not threading.current_thread():
-            self._flusher.join(timeout=5)
-        self._flusher = None
+    # ------------------------------------------------------------------ the flusher's calls (risk_runtime.flusher)
+    def _check_shipper(self) -> None:
+        """Between flusher cycles: restart the shipper if it is gone (at most once a check interval)."""
+        if time.monotonic() - self._supervisor.last_check >= _SHIPPER_CHECK_INTERVAL:
+            self._supervisor.ensure_running()
 
     def _cycle(self, *, seal: bool, lock_timeout: float = -1) -> None:
-        """Move the backlog to the spool; seal the open segment when it is a batch (or when asked)."""
-        if not self._io_lock.acquire(timeout=lock_timeout):
-            return
-        try:
-            self._write_backlog()
-            book = self._book
-            if book.has_open and (seal or self._batch_ready() or book.open_age >= self.config.max_batch_age):
-                book.seal()
-            else:
-                book.sync()
-        finally:
-            self._io_lock.release()
-
-    def _batch_ready(self) -> bool:
-        book = self._book
-        if book.open_events >= _SEGMENT_EVENTS:
-            return True
-        return book.open_events >= self.batch_size and book.open_age >= _MIN_SEAL_INTERVAL
-
-    def _write_backlog(self) -> None:
-        """Write the backlog in frames; seal each full batch at once so the shipper commits it while
-        the rest is still being encoded (logging, encoding and committing overlap under load)."""
-        book, limit = self._book, self.config.max_spool_bytes
-        if self._spool_full and book.pending_bytes() < limit:
-            self._spool_full = False
-        buffer = self._buffer
-        while buffer and not self._spool_full:
-            items: list[tuple[int, object]] = []
-            with contextlib.suppress(IndexError):  # drop_oldest in log() may empty it under us
-                for _ in range(min(len(buffer), _FRAME_EVENTS)):
-                    items.append(buffer.popleft())
-            if not items:
-                break
-            try:
-                batch = _encode(items)
-            except Exception as exc:  # bad values never raise (they become ingest errors); this is the library
-                buffer.extendleft(reversed(items))  # keep them, in order, for the next cycle
-                self._internal_errors += 1
-                self._last_error = f"encoding failed: {type(exc).__name__}: {exc}"
-                log.exception("risk event encoding failed; the events stay queued")
-                return
-            sequences = [sequence for sequence, _ in items]
-            try:
-                book.write(batch, min(sequences), max(sequences))
-            except OSError as exc:
-                buffer.extendleft(reversed(items))  # keep them, in order, for the next cycle
-                self._spool_errors += 1
-                self._last_error = f"spool write failed: {exc}"
-                return
-            if self._batch_ready():
-                book.seal()
-            if book.pending_bytes() >= limit:
-                self._spool_full = True
-                self._last_error = f"spool bound of {limit} bytes reached"
-            time.sleep(0)  # hand the GIL back to the trading threads between frames
-        if not self._spool_full:
-            self._report_drops()
-
-    def _report_drops(self) -> None:
-        """The sink has room again: record how many events were dropped meanwhile, as an event."""
-        count = _peek(self._dropped) - self._drops_reported
-        if count <= 0:
-            return
-        self._drops_reported += count
-        first, last = self._drop_window or (time.time(), time.time())
-        self._drop_window = None
-        self._buffer.append(
-            (
-                next(self._sequence),
-                RiskEvent(
-                    RiskEventType.EVENTS_DROPPED,
-                    component=Component.EVENT_LOGGER,
-                    source=self.writer_id,
-                    current_value=float(count),
-                    metadata=json.dumps(
-                        {"dropped": count, "policy": self.overflow.value, "first_at": first, "last_at": last}
-                    ),
-                ),
-            )
-        )
+        """One flusher cycle on the caller's thread (see :meth:`Flusher.cycle`)."""
+        self._flusher.cycle(seal=seal, lock_timeout=lock_timeout)
 
     # ------------------------------------------------------------------ process events (process_hooks)
     def _after_fork_in_child(self) -> None:
@@ -595,17 +485,14 @@ class RiskEventLogger:
         self._writer_lock.forget()
         self._book.forget()
         self._supervisor.forget()
-        self._io_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._reset_writer()
+        self._reset_writer()  # a new Flusher too: new lock and events, no thread until start()
         if was_started:
             self.start()
 
     def _on_sigterm(self) -> None:
         """Put the backlog on disk now; the shipper commits it after this process is gone."""
         if self._started:
-            self._cycle(seal=True, lock_timeout=2.0)
+            self._flusher.cycle(seal=True, lock_timeout=2.0)
 
     def _at_exit(self) -> None:
         if self._started or self._buffer:

@@ -1,7 +1,8 @@
-"""What a ``RiskEventLogger`` tells its caller: the accounting snapshot and a blocking result.
+"""What a ``RiskEventLogger`` tells its caller: the accounting snapshot, the fault tally, a blocking result.
 
-:class:`LoggerStats` is the immutable snapshot ``stats()`` returns; :class:`_Done` is what
-``flush()`` returns outside an event loop (awaitable too).
+:class:`LoggerStats` is the immutable snapshot ``stats()`` returns. :class:`Faults` is the mutable
+tally it is built from: the hot path and the flusher thread both count into it, so it lives with
+neither. :class:`_Done` is what ``flush()`` returns outside an event loop (awaitable too).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["LoggerStats"]
+__all__ = ["Faults", "LoggerStats"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,21 @@ class LoggerStats:
     flusher_running: bool = False
     oldest_unshipped_age: float | None = None
     """Seconds since the oldest accepted event not yet in bronze was written or logged (None: none)."""
+
+
+class Faults:
+    """One writer's problems, counted where they happen: nothing fails silently, ``stats()`` shows it.
+
+    ``log()`` counts its internal errors here and the flusher its encoding, spool and cycle
+    errors; ``last_error`` is whichever problem came last. A forked child starts a fresh tally.
+    """
+
+    __slots__ = ("internal_errors", "last_error", "spool_errors")
+
+    def __init__(self) -> None:
+        self.internal_errors = 0
+        self.spool_errors = 0
+        self.last_error: str | None = None
 
 
 class _Done:

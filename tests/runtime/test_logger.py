@@ -174,9 +174,9 @@ def test_a_writer_folder_appears_already_locked(lake: Path, spool: Path) -> None
 
 def test_an_encoding_failure_keeps_the_events_queued(lake: Path, spool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A library error while encoding (not a bad value: those become ingest errors) loses nothing."""
-    from risk_runtime import logger as logger_module
+    from risk_runtime import flusher as flusher_module
 
-    real = logger_module.encode_batch
+    real = flusher_module.encode_batch
     failures = iter([True, True, True])  # the first cycle fails twice (both attempts), then once more
 
     def flaky(*args: object) -> object:
@@ -184,7 +184,7 @@ def test_an_encoding_failure_keeps_the_events_queued(lake: Path, spool: Path, mo
             raise RuntimeError("can't register atexit after shutdown")
         return real(*args)
 
-    monkeypatch.setattr(logger_module, "encode_batch", flaky)
+    monkeypatch.setattr(flusher_module, "encode_batch", flaky)
     with RiskEventLogger(lake, spool_dir=spool) as logger:
         for i in range(50):
             assert logger.log(failure(i))

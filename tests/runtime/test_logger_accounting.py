@@ -86,15 +86,16 @@ def test_flush_and_save_state_give_up_in_finite_time_while_the_lake_is_down(lake
 
 def test_a_flusher_that_dies_is_visible_and_restarted(lake: Path, spool: Path) -> None:
     logger = RiskEventLogger(lake, spool_dir=spool).start()
-    real = logger._write_backlog
+    flusher = logger._flusher
+    real = flusher._write_backlog
 
     def dying() -> None:
-        logger._write_backlog = real  # type: ignore[method-assign]
+        flusher._write_backlog = real  # type: ignore[method-assign]
         raise SystemExit("flusher killed")
 
-    logger._write_backlog = dying  # type: ignore[method-assign]
+    flusher._write_backlog = dying  # type: ignore[method-assign]
     logger.log(failure(1))
-    logger._wake.set()
+    flusher.wake.set()
     assert logger._flusher is not None
     logger._flusher.join(timeout=30)
     stats = logger.stats()

@@ -21,6 +21,7 @@ drops the offset (20:30 New York stored as 20:30 UTC, on the wrong ``event_date`
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -197,8 +198,16 @@ def warm_up() -> None:
     shutdown ("can't register atexit after shutdown"), and, running on the flusher thread while the
     process forks, leaves the child's import lock held forever. ``RiskEventLogger.start()`` calls this on
     the caller's thread: the cost lands at start-up, and no later encode imports anything.
+
+    It never raises: at interpreter exit (a logger that was never started, flushed by the exit hook) the
+    import fails once and pyarrow records that it tried, so the second attempt works; and if even that
+    fails, the flusher's own encode retries (``flusher._encode``) -- a warm-up must not cost the events.
     """
-    pa.array([None], type=pa.string())
+    try:
+        pa.array([None], type=pa.string())
+    except Exception:
+        with contextlib.suppress(Exception):
+            pa.array([None], type=pa.string())
 
 
 def encode_batch(events: Sequence[object], sequences: Sequence[int]) -> pa.RecordBatch:

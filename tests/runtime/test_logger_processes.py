@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import signal
+import subprocess
+import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -84,3 +86,21 @@ def test_kill_9_loses_nothing_older_than_the_durability_window(tmp_path: Path, r
     assert_gapless(table, 1)
     # By the writer's own progress reports: nothing accepted before the window is missing.
     assert result.lost == 0 and result.duplicated == 0, result
+
+
+def test_a_logger_never_started_lands_its_events_at_exit(lake: Path, spool: Path) -> None:
+    """log() before start() is accepted; the exit hook starts the logger, with pyarrow's first
+    conversion (which imports pandas here, and fails during interpreter shutdown) retried."""
+    script = (
+        "import sys\n"
+        "from risk_runtime import RiskEventLogger, RiskEvent, RiskEventType\n"
+        "logger = RiskEventLogger(sys.argv[1], spool_dir=sys.argv[2], handle_signals=False)\n"
+        "for i in range(25):\n"
+        "    assert logger.log(RiskEvent(RiskEventType.CB_FAILURE, source='never-started', failure_count=i))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(lake), str(spool)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "not written" not in done.stderr and "could not flush" not in done.stderr, done.stderr
+    assert wait_for_rows(lake, 25).num_rows == 25

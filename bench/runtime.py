@@ -312,8 +312,8 @@ async def tick_loop(ticks: int, warmup: int, logger: RiskEventLogger | None, rat
         lateness.append(now - expected)
         if logger is None:
             continue
-        # how far the flusher has got: the logger's count of events written to the spool
-        spooled = logger._spooled
+        # how far the flusher has got: the segment book's count of events written to the spool (a plain int read)
+        spooled = logger._book.spooled
         while in_flight and in_flight[0][0] <= spooled:
             durability.append(now - in_flight.popleft()[1])
         due = int((now - first) * rate) + 1

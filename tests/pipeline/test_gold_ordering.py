@@ -127,14 +127,20 @@ def _gold_step_intervals(instance: dg.DagsterInstance) -> list[tuple[float, floa
     return sorted(intervals)
 
 
-def test_two_cli_processes_at_once_take_turns_on_gold_and_end_as_in_order(
-    tmp_path: Path, in_order: dict, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def bronze_and_instance(tmp_path: Path) -> tuple[Path, Path]:
+    """The three days of bronze, and a Dagster home with the committed instance config (its pools)."""
     root = tmp_path / "lake"
     bronze(root)
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    return root, home
+
+
+def test_two_cli_processes_at_once_take_turns_on_gold_and_end_as_in_order(
+    tmp_path: Path, in_order: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, home = bronze_and_instance(tmp_path)
     args = ["--lake", str(root), "materialize", "--single-run"]
 
     first, second = (
@@ -193,11 +199,7 @@ def test_a_killed_cli_run_does_not_hold_the_gold_pool_for_ever(
     tmp_path: Path, in_order: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A run killed outright keeps its pool slot; the next risk-lake on this host marks it failed and goes on.
-    root = tmp_path / "lake"
-    bronze(root)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster_home" / "dagster.yaml").read_text())
+    root, home = bronze_and_instance(tmp_path)
     gone = subprocess.Popen(["true"])
     gone.wait()
     monkeypatch.setenv("DAGSTER_HOME", str(home))

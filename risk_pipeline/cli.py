@@ -21,6 +21,7 @@ failed checks (not failed runs) exit 0. ``queries`` on a lake without gold exits
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import socket
@@ -29,6 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 
 import dagster as dg
@@ -90,8 +92,15 @@ def _days(lake: Lake, start: date | None, end: date | None) -> list[date]:
 
 
 def _instance() -> dg.DagsterInstance:
-    if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        # Opening a SQLite instance for the first time creates and stamps its databases; two risk-lake
+        # processes doing that at once leave two schema heads behind ("more than one head present"), and
+        # every later open fails. One opener at a time per instance folder (a no-op cost once it exists).
+        Path(home).mkdir(parents=True, exist_ok=True)
+        with open(Path(home) / ".risk-lake-open.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return dg.DagsterInstance.get()
     print(
         "note: $DAGSTER_HOME is not set: these runs use a temporary Dagster instance, so they are not recorded "
         "and do not take turns with runs of other processes on the same lake",

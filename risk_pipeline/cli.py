@@ -64,8 +64,18 @@ def _lake(args: argparse.Namespace) -> Lake:
 
 
 # ---------------------------------------------------------------------------------------------- simulate
+def first_simulated_day(start: date | None, days: int, today: date | None = None) -> date:
+    """``start``, or by default the day that makes the last simulated day yesterday.
+
+    A simulated session trades 13:30-20:00 UTC; a day that has not happened yet would carry timestamps
+    ahead of their ingestion, which silver rightly quarantines (``$RISK_MAX_EVENT_AHEAD``).
+    """
+    return start if start is not None else (today or datetime.now(UTC).date()) - timedelta(days=days)
+
+
 def simulate(args: argparse.Namespace) -> int:
     lake = _lake(args)
+    args.start = first_simulated_day(args.start, args.days)
     start = datetime.combine(args.start, datetime.min.time(), UTC) + timedelta(hours=13, minutes=30)
     print(f"simulating {args.days} day(s) from {start:%Y-%m-%d}, ~{args.events:,} events, into {lake.location}")
     began = time.monotonic()
@@ -372,12 +382,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def simulation_options(command: argparse.ArgumentParser) -> None:
-        today = datetime.now(UTC).date()
         command.add_argument("--days", type=int, default=3, help="simulated trading days (default 3)")
         command.add_argument("--events", type=int, default=20_000, help="about this many events in all")
         command.add_argument("--seed", type=int, default=7)
         command.add_argument(
-            "--start", type=_date, default=today - timedelta(days=2), help="first day (default: two days ago)"
+            "--start", type=_date, default=None, help="first day (default: the last day simulated is yesterday)"
         )
 
     simulation_options(

@@ -251,13 +251,27 @@ class Lake:
     def rows_per_day(self, ref: TableRef, start: date, end: date) -> dict[date, int]:
         """Rows the table holds for each day of ``[start, end)`` (absent days: 0), as a reader sees them.
 
-        Only ``event_date`` is asked for, and it lives in the files' paths, so polars answers from the
-        Delta log and the parquet footers of those days: this is what a reader sees, which makes it the
-        honest figure for "rows written" after a replace, and it costs the same however long the table.
+        Summed from the record counts of the files in the table's current snapshot (the Delta log's ``add``
+        actions): what a reader sees, which makes it the honest figure for "rows written" after a replace,
+        at the cost of the log alone -- no file is opened, however many rows the days hold. A file written
+        without statistics has no count; then the days' ``event_date`` column is read instead.
         """
         counts = dict.fromkeys(days_between(start, end), 0)
-        for day, n in self.read_days(ref, start, end, columns=[DAY_COLUMN]).group_by(DAY_COLUMN).len().iter_rows():
-            counts[day] = n
+        if not self.exists(ref):
+            return counts
+        actions = pl.from_arrow(pa.table(self.table(ref).get_add_actions(flatten=True)))
+        partition = f"partition.{DAY_COLUMN}"
+        assert isinstance(actions, pl.DataFrame)
+        if actions.is_empty():
+            return counts
+        days = actions.select(pl.col(partition).cast(pl.Date).alias(DAY_COLUMN), pl.col("num_records"))
+        days = days.filter(pl.col(DAY_COLUMN).is_between(start, end, closed="left"))
+        if days.get_column("num_records").null_count():
+            frame = self.read_days(ref, start, end, columns=[DAY_COLUMN]).group_by(DAY_COLUMN).len()
+        else:
+            frame = days.group_by(DAY_COLUMN).agg(pl.col("num_records").sum().alias("len"))
+        for day, n in frame.iter_rows():
+            counts[day] = int(n)
         return counts
 
 

@@ -6,13 +6,12 @@ disk, then shipped by the recovery command, ``python -m risk_runtime.shipper --s
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import bronze
 
+from bench.faults import recover
 from risk_runtime import RiskEvent, RiskEventLogger, RiskEventType
 from risk_runtime.encoding import encode_batch
 from risk_runtime.spool import CORRUPT, WRITERS, SegmentWriter, segment_name
@@ -42,15 +41,6 @@ def write_segments(spool: Path, frames_per_segment: list[int]) -> tuple[Path, li
         segments.seal()
         layout.append(offsets)
     return writer_dir, layout
-
-
-def recover(spool: Path, lake: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(spool), "--lake", str(lake), "--once"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
 
 
 def damage(path: Path, frames: list[tuple[int, int]], kind: str) -> None:

@@ -12,7 +12,8 @@ from risk_runtime.circuit_breaker import (
     CircuitBreakerState,
     TradingCircuitBreaker,
 )
-from risk_runtime.events import SCHEMA_VERSION, Component, RiskEvent, RiskEventType
+from risk_runtime.events import SCHEMA_VERSION, Component, OptionRight, RiskEvent, RiskEventType
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.logger import LoggerStats, OverflowPolicy, RiskEventLogger
 from risk_runtime.portfolio_limits import (
     InMemoryRiskCalculator,
@@ -35,7 +36,10 @@ __all__ = [
     "InMemoryRiskCalculator",
     "LimitType",
     "LoggerStats",
+    "MarketSnapshot",
     "MemorySink",
+    "OptionContract",
+    "OptionRight",
     "OverflowPolicy",
     "PortfolioLimits",
     "PortfolioLimitsChecker",

@@ -23,6 +23,9 @@ Schema versions (``schema_version`` on every row, :data:`SCHEMA_VERSION` for thi
   ``expiry`` (a ``date``), ``option_delta`` (the option's delta at the time, in [-1, 1]) and
   ``underlying_price``. All optional; bronze merges them into an existing version-1 table as
   nullable columns, so writers still running version 1 keep appending their shape beside them.
+  Components take them as two value objects, :class:`~risk_runtime.instruments.OptionContract` and
+  :class:`~risk_runtime.instruments.MarketSnapshot`, whose ``COLUMNS`` name these fields (a test keeps
+  the two declarations equal).
 
 A new version only ever *adds nullable columns* here (bronze is append-only history and older
 writers keep running); anything else -- a renamed field, a changed meaning -- is expressed as an

@@ -5,22 +5,18 @@ its loop; a bare ``TypeError`` from deep inside (``'<' not supported between 'st
 escapes that and does not say which argument was wrong. The components check their arguments up
 front with these helpers, before anything changes or is logged.
 
-The option-contract rules are the ones silver applies to the stored columns, enforced here where the
-caller can still fix the call instead of finding a quarantined row the next day.
+The option contract and the market at an event validate themselves, at construction
+(:mod:`risk_runtime.instruments`); a component only checks that it was given one.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import date, datetime
-from typing import Final, TypeGuard
+from typing import TypeGuard, TypeVar
 
-from risk_runtime.events import OptionRight
+__all__ = ["is_number", "require_collaborators", "require_instance", "require_text"]
 
-__all__ = ["is_number", "require_collaborators", "require_contract", "require_market", "require_text"]
-
-
-_RIGHTS: Final = frozenset(r.value for r in OptionRight)
+_T = TypeVar("_T")
 
 
 def is_number(value: object) -> TypeGuard[int | float]:
@@ -37,35 +33,11 @@ def require_text(name: str, value: object, *, optional: bool = True) -> str | No
     return value
 
 
-def require_contract(
-    underlying: object, option_right: object, strike: object, expiry: object
-) -> tuple[str | None, str | None, float | None, date | None]:
-    """An option contract as components log it (each part optional), or a ``ValueError`` naming the part.
-
-    The rules silver applies to the stored columns, enforced where the caller can still fix the call:
-    ``option_right`` is ``"C"``/``"P"`` (or an :class:`OptionRight`), ``strike`` a positive finite
-    number, ``expiry`` a ``date`` -- a ``datetime`` is refused, since storing it would drop its time.
-    """
-    if option_right is not None and (not isinstance(option_right, str) or option_right not in _RIGHTS):
-        raise ValueError(f"option_right must be 'C', 'P' or None, got {option_right!r}")
-    if strike is not None and not (is_number(strike) and strike > 0):
-        raise ValueError(f"strike must be a positive, finite number or None, got {strike!r}")
-    if expiry is not None and (isinstance(expiry, datetime) or not isinstance(expiry, date)):
-        raise ValueError(f"expiry must be a date (not a datetime) or None, got {expiry!r}")
-    return (
-        require_text("underlying", underlying),
-        None if option_right is None else str(option_right),
-        None if strike is None else float(strike),
-        expiry,
-    )
-
-
-def require_market(option_delta: object, underlying_price: object) -> None:
-    """``ValueError`` unless ``option_delta`` is in [-1, 1] and ``underlying_price`` positive (each optional)."""
-    if option_delta is not None and not (is_number(option_delta) and -1.0 <= option_delta <= 1.0):
-        raise ValueError(f"option_delta must be a number in [-1, 1] or None, got {option_delta!r}")
-    if underlying_price is not None and not (is_number(underlying_price) and underlying_price > 0):
-        raise ValueError(f"underlying_price must be a positive, finite number or None, got {underlying_price!r}")
+def require_instance(name: str, value: object, kind: type[_T]) -> _T | None:
+    """``value`` if it is a ``kind`` (or None); else a ``ValueError`` naming ``name`` and the type it wants."""
+    if value is not None and not isinstance(value, kind):
+        raise ValueError(f"{name} must be a {kind.__name__} or None, got {value!r}")
+    return value
 
 
 def require_collaborators(event_logger: object, clock: object) -> None:

@@ -13,7 +13,7 @@ reported, and produces the single ``PL_REJECTION`` event:
 and each option contract on it -- because that is the exposure the limit bounds. A position's
 underlying is its ``underlying`` when given (an option contract), else its ``symbol`` (a stock is
 its own underlying), both in :meth:`InMemoryRiskCalculator.add_position` and in
-:meth:`PortfolioLimitsChecker.check_entry`.
+:meth:`PortfolioLimitsChecker.check_entry` (there, the ``contract``'s underlying).
 
 A value equal to its limit is allowed. So is a trade that **reduces an existing breach** of a delta
 limit: a book already over a limit (the market moved, the limit was lowered) must be able to hedge
@@ -42,10 +42,12 @@ Deltas are in whatever unit the desk uses for its limits (here: option delta per
 the checker multiplies by ``quantity`` and never by a contract multiplier.
 
 Option contract (schema version 2): :meth:`PortfolioLimitsChecker.check_entry` optionally takes the
-entry's contract (``underlying``, ``option_right``, ``strike``, ``expiry``) and market
-(``option_delta``, ``underlying_price``) and puts them on its ``PL_CHECK`` / ``PL_REJECTION``
-event. ``option_delta`` is the option's own delta (in [-1, 1]); it is not derived from ``delta``,
-whose unit is the desk's limit unit.
+entry's ``contract=OptionContract(...)`` and ``market=MarketSnapshot(...)``
+(:mod:`risk_runtime.instruments`) and puts them on its ``PL_CHECK`` / ``PL_REJECTION`` event. The
+market's ``option_delta`` is the option's own delta (in [-1, 1]); it is not derived from ``delta``,
+whose unit is the desk's limit unit. The design guide's ``await check_entry_allowed(...)`` passes
+neither; those columns are then null. A ``PL_WARNING`` on one underlying names it as the contract's
+underlying (its ``symbol`` too).
 """
 
 from __future__ import annotations
@@ -54,13 +56,13 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
-from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
+from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.inputs import is_number, require_collaborators, require_instance, require_text
+from risk_runtime.instruments import NO_CONTRACT, NO_MARKET, MarketSnapshot, OptionContract
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -185,21 +187,6 @@ def _require_position_id(position_id: object) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class OptionContext:
-    """The entry's option contract and market, as logged on its limit event (all optional)."""
-
-    underlying: str | None = None
-    option_right: str | None = None
-    strike: float | None = None
-    expiry: date | None = None
-    option_delta: float | None = None
-    underlying_price: float | None = None
-
-
-_NO_OPTION: OptionContext = OptionContext()
-
-
-@dataclass(frozen=True, slots=True)
 class PortfolioLimits:
     """The book's limits. Deltas are absolute bounds (a long and a short book are alike)."""
 
@@ -269,19 +256,15 @@ class PortfolioLimitsChecker:
         *,
         quantity: int = 1,
         execution_id: str | None = None,
-        underlying: str | None = None,
-        option_right: OptionRight | str | None = None,
-        strike: float | None = None,
-        expiry: date | None = None,
-        option_delta: float | None = None,
-        underlying_price: float | None = None,
+        contract: OptionContract | None = None,
+        market: MarketSnapshot | None = None,
     ) -> tuple[bool, str | None]:
         """``(True, None)`` if the entry fits every limit, else ``(False, reason)``; logs either way.
 
-        ``symbol`` is what is traded (a stock, or an option contract); ``underlying``, when given,
-        is what its delta counts against for the per-underlying limit (else ``symbol`` is). The
-        option keywords describe the entry's contract and market; they go on the logged event. A
-        trade that reduces an existing breach of a delta limit is allowed (module docs).
+        ``symbol`` is what is traded (a stock, or an option contract). ``contract``, when given, is the
+        option entered and goes on the logged event; its ``underlying`` is what the delta counts against
+        for the per-underlying limit (else ``symbol`` is). ``market``, when given, is the market at the
+        check, logged too. A trade that reduces an existing breach of a delta limit is allowed (module docs).
         """
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol must be a non-empty string, got {symbol!r}")
@@ -289,13 +272,9 @@ class PortfolioLimitsChecker:
             raise ValueError(f"delta for {symbol} must be a finite number, got {delta!r}")
         _require_count("quantity", quantity)
         require_text("execution_id", execution_id)
-        if underlying is option_right is strike is expiry is option_delta is underlying_price is None:
-            option = _NO_OPTION
-        else:
-            contract = require_contract(underlying, option_right, strike, expiry)
-            require_market(option_delta, underlying_price)
-            option = OptionContext(*contract, option_delta, underlying_price)
-        key = underlying if underlying is not None else symbol
+        contract = require_instance("contract", contract, OptionContract) or NO_CONTRACT
+        market = require_instance("market", market, MarketSnapshot) or NO_MARKET
+        key = contract.underlying if contract.underlying is not None else symbol
         calc = self.risk_calculator
         limits = self.limits
         added = delta * quantity
@@ -342,7 +321,8 @@ class PortfolioLimitsChecker:
                 )
                 if self.event_logger is not None
                 else None,
-                option=option,
+                contract=contract,
+                market=market,
             )
             return False, reason
         binding = max(measures, key=lambda m: abs(m[2]) / m[3])  # max() keeps the first on ties
@@ -357,7 +337,8 @@ class PortfolioLimitsChecker:
             metadata=json.dumps({"reduces_breach": reductions})
             if reductions and self.event_logger is not None
             else None,
-            option=option,
+            contract=contract,
+            market=market,
         )
         return True, None
 
@@ -368,25 +349,12 @@ class PortfolioLimitsChecker:
         *,
         quantity: int = 1,
         execution_id: str | None = None,
-        underlying: str | None = None,
-        option_right: OptionRight | str | None = None,
-        strike: float | None = None,
-        expiry: date | None = None,
-        option_delta: float | None = None,
-        underlying_price: float | None = None,
+        contract: OptionContract | None = None,
+        market: MarketSnapshot | None = None,
     ) -> tuple[bool, str | None]:
         """Async form of :meth:`check_entry` (same rules, same events), for the entry workflow."""
         return self.check_entry(
-            symbol,
-            delta,
-            quantity=quantity,
-            execution_id=execution_id,
-            underlying=underlying,
-            option_right=option_right,
-            strike=strike,
-            expiry=expiry,
-            option_delta=option_delta,
-            underlying_price=underlying_price,
+            symbol, delta, quantity=quantity, execution_id=execution_id, contract=contract, market=market
         )
 
     def check_portfolio_health(self) -> list[LimitWarning]:
@@ -414,7 +382,7 @@ class PortfolioLimitsChecker:
                 w.current_value,
                 w.limit_value,
                 metadata=metadata,
-                option=_NO_OPTION if w.symbol is None else OptionContext(underlying=w.symbol),
+                contract=NO_CONTRACT if w.symbol is None else OptionContract(underlying=w.symbol),
             )
         return warnings
 
@@ -430,7 +398,8 @@ class PortfolioLimitsChecker:
         allowed: bool | None = None,
         reason: str | None = None,
         metadata: str | None = None,
-        option: OptionContext = _NO_OPTION,
+        contract: OptionContract = NO_CONTRACT,
+        market: MarketSnapshot = NO_MARKET,
     ) -> None:
         sink = self.event_logger
         if sink is None:
@@ -449,12 +418,12 @@ class PortfolioLimitsChecker:
                 allowed=allowed,
                 rejection_reason=reason,
                 metadata=metadata,
-                underlying=option.underlying,
-                option_right=option.option_right,
-                strike=option.strike,
-                expiry=option.expiry,
-                option_delta=option.option_delta,
-                underlying_price=option.underlying_price,
+                underlying=contract.underlying,
+                option_right=contract.right,
+                strike=contract.strike,
+                expiry=contract.expiry,
+                option_delta=market.option_delta,
+                underlying_price=market.underlying_price,
             )
         )
 

@@ -36,10 +36,13 @@ the stop premium (null while dormant) and ``action`` (ADD/ACTIVATE/UPDATE/TRIGGE
 ``TS_ADD`` also carries the stop's parameters as metadata
 (``{"activation_pct": .., "trailing_pct": ..}``), so the table alone explains each stop.
 
-Option contract (schema version 2): a stop added with ``underlying``, ``option_right``, ``strike``
-and ``expiry`` remembers them and puts them on every event of that stop. ``option_delta`` and
-``underlying_price`` describe the market at one moment, so they go only on the event of the call
-that supplied them (the add, an update, a removal) and are null where the caller did not know them.
+Option contract (schema version 2): a stop added with ``contract=OptionContract(...)`` holds it and
+puts it on every event of that stop. ``market=MarketSnapshot(...)`` (the option's delta, the
+underlying's price) describes one moment, so it goes only on the event of the call that supplied it
+(the add, an update, a removal); its columns are null where the caller did not know the market.
+Both are built once by the caller (:mod:`risk_runtime.instruments`) and spread into each event
+without allocating. The design guide's calls (``add_trailing_stop("abc123", entry_premium=100.0)``,
+``await update_stops({...})``) pass neither and log the contract and market columns as null.
 
 The manager is meant for one asyncio task (the position-monitoring loop); it takes no locks.
 """
@@ -49,13 +52,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
 from risk_runtime.clock import Clock
-from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
-from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
+from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
+from risk_runtime.inputs import is_number, require_collaborators, require_instance, require_text
+from risk_runtime.instruments import NO_CONTRACT, NO_MARKET, MarketSnapshot, OptionContract
 from risk_runtime.sink import EventSink
 
 __all__ = [
@@ -158,18 +162,15 @@ class TrailingStop:
         "_source",
         "activation_pct",
         "activation_premium",
+        "contract",
         "current_premium",
         "entry_premium",
         "execution_id",
-        "expiry",
         "highest_premium",
-        "option_right",
         "stop_premium",
-        "strike",
         "symbol",
         "trailing_pct",
         "triggered_at",
-        "underlying",
     )
 
     def __init__(
@@ -183,16 +184,12 @@ class TrailingStop:
         event_logger: EventSink | None = None,
         clock: Clock = utc_now,
         source: str = "default",
-        underlying: str | None = None,
-        option_right: OptionRight | str | None = None,
-        strike: float | None = None,
-        expiry: date | None = None,
+        contract: OptionContract | None = None,
     ) -> None:
         self.execution_id = _require_execution_id(execution_id)
         self.symbol = require_text("symbol", symbol)
-        self.underlying, self.option_right, self.strike, self.expiry = require_contract(
-            underlying, option_right, strike, expiry
-        )
+        # The option this stop protects, put on every event it logs; None when the caller named none.
+        self.contract = require_instance("contract", contract, OptionContract)
         require_collaborators(event_logger, clock)
         self.entry_premium = _require_premium("entry_premium", entry_premium)
         self.activation_pct = _require_fraction("activation_pct", activation_pct)
@@ -215,20 +212,19 @@ class TrailingStop:
     def triggered(self) -> bool:
         return self.triggered_at is not None
 
-    def update(
-        self, premium: float, *, underlying_price: float | None = None, option_delta: float | None = None
-    ) -> TrailingStopAction | None:
+    def update(self, premium: float, *, market: MarketSnapshot | None = None) -> TrailingStopAction | None:
         """Apply one premium observation; the action taken (logged), or None if nothing moved.
 
-        ``underlying_price`` and ``option_delta``, when given, are the market at this observation and
-        go on the event it logs (if any).
+        ``market``, when given, is the market at this observation and goes on the event it logs (if any).
         """
         if self.triggered_at is not None:
             raise RuntimeError(f"trailing stop {self.execution_id!r} already triggered; it takes no more updates")
         if not (is_number(premium) and premium > 0.0):
             raise ValueError(f"premium for {self.execution_id!r} must be a positive, finite number, got {premium!r}")
-        if underlying_price is not None or option_delta is not None:
-            require_market(option_delta, underlying_price)
+        if market is None:
+            market = NO_MARKET
+        elif not isinstance(market, MarketSnapshot):
+            require_instance("market", market, MarketSnapshot)
         self.current_premium = premium
         stop = self.stop_premium
         if stop is None:
@@ -236,24 +232,19 @@ class TrailingStop:
                 self.highest_premium = premium
             if premium >= self.activation_premium:
                 self.stop_premium = max(self.entry_premium, self.highest_premium * self._keep)
-                self._log(TrailingStopAction.ACTIVATE, underlying_price=underlying_price, option_delta=option_delta)
+                self._log(TrailingStopAction.ACTIVATE, market=market)
                 return TrailingStopAction.ACTIVATE
             return None
         if premium <= stop:
             self.triggered_at = self._clock()
-            self._log(
-                TrailingStopAction.TRIGGER,
-                self.triggered_at,
-                underlying_price=underlying_price,
-                option_delta=option_delta,
-            )
+            self._log(TrailingStopAction.TRIGGER, self.triggered_at, market=market)
             return TrailingStopAction.TRIGGER
         if premium > self.highest_premium:
             self.highest_premium = premium
             candidate = premium * self._keep
             if candidate > stop:
                 self.stop_premium = candidate
-                self._log(TrailingStopAction.UPDATE, underlying_price=underlying_price, option_delta=option_delta)
+                self._log(TrailingStopAction.UPDATE, market=market)
                 return TrailingStopAction.UPDATE
         return None
 
@@ -263,12 +254,12 @@ class TrailingStop:
         now: datetime | None = None,
         metadata: str | None = None,
         *,
-        underlying_price: float | None = None,
-        option_delta: float | None = None,
+        market: MarketSnapshot = NO_MARKET,
     ) -> None:
         sink = self._sink
         if sink is None:
             return
+        contract = self.contract or NO_CONTRACT
         sink.log(
             RiskEvent(
                 event_type=_EVENT_FOR[action],
@@ -283,12 +274,12 @@ class TrailingStop:
                 stop_premium=self.stop_premium,
                 action=action.value,
                 metadata=metadata,
-                underlying=self.underlying,
-                option_right=self.option_right,
-                strike=self.strike,
-                expiry=self.expiry,
-                option_delta=option_delta,
-                underlying_price=underlying_price,
+                underlying=contract.underlying,
+                option_right=contract.right,
+                strike=contract.strike,
+                expiry=contract.expiry,
+                option_delta=market.option_delta,
+                underlying_price=market.underlying_price,
             )
         )
 
@@ -350,22 +341,18 @@ class TrailingStopManager:
         symbol: str | None = None,
         activation_pct: float | None = None,
         trailing_pct: float | None = None,
-        underlying: str | None = None,
-        option_right: OptionRight | str | None = None,
-        strike: float | None = None,
-        expiry: date | None = None,
-        option_delta: float | None = None,
-        underlying_price: float | None = None,
+        contract: OptionContract | None = None,
+        market: MarketSnapshot | None = None,
     ) -> TrailingStop:
         """Start tracking a new position (``TS_ADD``); per-stop pcts override the config.
 
-        The option contract (``underlying``, ``option_right``, ``strike``, ``expiry``) is remembered
-        and logged on every event of the stop; ``option_delta`` and ``underlying_price`` (the market
-        at entry) go on the ``TS_ADD``.
+        ``contract`` (the option the position holds) is kept by the stop and logged on every event of
+        it; ``market`` (the market at entry) goes on the ``TS_ADD`` only. Both optional: without them
+        those columns are null, as in the design guide's ``add_trailing_stop("abc123", entry_premium=100.0)``.
         """
         if _require_execution_id(execution_id) in self._stops:
             raise ValueError(f"a trailing stop for execution_id {execution_id!r} already exists")
-        require_market(option_delta, underlying_price)
+        entry_market = require_instance("market", market, MarketSnapshot) or NO_MARKET
         activation = self.config.activation_pct if activation_pct is None else activation_pct
         trailing = self.config.trailing_pct if trailing_pct is None else trailing_pct
         stop = TrailingStop(
@@ -377,10 +364,7 @@ class TrailingStopManager:
             event_logger=self.event_logger,
             clock=self.clock,
             source=self.name,
-            underlying=underlying,
-            option_right=option_right,
-            strike=strike,
-            expiry=expiry,
+            contract=contract,
         )
         self._stops[execution_id] = stop
         if self.event_logger is not None:
@@ -389,20 +373,19 @@ class TrailingStopManager:
             if metadata is None:
                 metadata = json.dumps({"activation_pct": key[0], "trailing_pct": key[1]})
                 self._add_metadata[key] = metadata
-            stop._log(
-                TrailingStopAction.ADD, metadata=metadata, underlying_price=underlying_price, option_delta=option_delta
-            )
+            stop._log(TrailingStopAction.ADD, metadata=metadata, market=entry_market)
         return stop
 
-    def remove_stop(
-        self, execution_id: str, *, underlying_price: float | None = None, option_delta: float | None = None
-    ) -> TrailingStop:
-        """Stop tracking a position closed for another reason (``TS_REMOVE``); returns the stop."""
-        require_market(option_delta, underlying_price)
+    def remove_stop(self, execution_id: str, *, market: MarketSnapshot | None = None) -> TrailingStop:
+        """Stop tracking a position closed for another reason (``TS_REMOVE``); returns the stop.
+
+        ``market`` (optional) is the market at the removal, logged on the ``TS_REMOVE``.
+        """
+        at_removal = require_instance("market", market, MarketSnapshot) or NO_MARKET
         stop = self._stops.pop(_require_execution_id(execution_id), None)
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
-        stop._log(TrailingStopAction.REMOVE, underlying_price=underlying_price, option_delta=option_delta)
+        stop._log(TrailingStopAction.REMOVE, market=at_removal)
         return stop
 
     # ------------------------------------------------------------------ prices
@@ -411,20 +394,16 @@ class TrailingStopManager:
         execution_id: str,
         premium: float,
         *,
-        underlying_price: float | None = None,
-        option_delta: float | None = None,
+        market: MarketSnapshot | None = None,
     ) -> TriggeredStop | None:
         """Feed one premium to one stop; the :class:`TriggeredStop` if it fired, else None.
 
-        ``underlying_price`` and ``option_delta`` (optional) go on the event the update logs, if any.
+        ``market`` (optional: the market as the premium moved) goes on the event the update logs, if any.
         """
         stop = self._stops.get(_require_execution_id(execution_id))
         if stop is None:
             raise KeyError(f"no trailing stop for execution_id {execution_id!r}")
-        if (
-            stop.update(premium, underlying_price=underlying_price, option_delta=option_delta)
-            is TrailingStopAction.TRIGGER
-        ):
+        if stop.update(premium, market=market) is TrailingStopAction.TRIGGER:
             del self._stops[execution_id]
             return stop._triggered()
         return None

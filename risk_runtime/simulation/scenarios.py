@@ -12,6 +12,7 @@ from typing import Final
 
 from risk_runtime.circuit_breaker import CircuitBreakerConfig, TradingCircuitBreaker
 from risk_runtime.clock import ManualClock
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import InMemoryRiskCalculator, PortfolioLimits, PortfolioLimitsChecker
 from risk_runtime.sink import EventSink
 from risk_runtime.trailing_stop import TrailingStopConfig, TrailingStopManager
@@ -109,12 +110,8 @@ def scripted_scenario(sink: EventSink, *, start: datetime) -> None:
                 execution_id,
                 premium,
                 symbol=symbol,
-                underlying=symbol,
-                option_right="C",
-                strike=strike,
-                expiry=expiry,
-                option_delta=delta,
-                underlying_price=spot,
+                contract=OptionContract(symbol, "C", strike, expiry),
+                market=MarketSnapshot(option_delta=delta, underlying_price=spot),
             )
         return allowed
 

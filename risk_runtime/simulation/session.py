@@ -42,16 +42,17 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any, Final
 
 from risk_runtime.circuit_breaker import CircuitBreakerConfig
 from risk_runtime.clock import ManualClock
-from risk_runtime.events import RiskEvent, RiskEventType
+from risk_runtime.events import OptionRight, RiskEvent, RiskEventType
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import InMemoryRiskCalculator, PortfolioLimits
 from risk_runtime.simulation.pricing import black_scholes, gbm_step
 from risk_runtime.simulation.workflows import (
-    ContractKey,
     EntryWorkflow,
     OrderExecutionEngine,
     Position,
@@ -203,16 +204,18 @@ def simulate_session(
     engine = OrderExecutionEngine(broker, VENUES, BREAKER_CONFIG, counting, clock=clock)
     books = [_Book(f"book-{i:03d}", engine, counting, clock) for i in range(n_books)]
     spots = [u.spot for u in UNIVERSE]
-    prices: dict[ContractKey, float] = {}
+    prices: dict[OptionContract, float] = {}
     now_ts = start.timestamp()
 
-    def premium_of(contract: ContractKey) -> float:
+    def premium_of(contract: OptionContract) -> float:
         premium = prices.get(contract)
         if premium is None:
-            symbol_index = _SYMBOL_INDEX[contract[0]]
+            assert contract.underlying is not None and contract.strike is not None and contract.expiry is not None
+            symbol_index = _SYMBOL_INDEX[contract.underlying]
             u = UNIVERSE[symbol_index]
+            years = (_expiry_timestamp(contract.expiry) - now_ts) / _YEAR_SECONDS
             value, _ = black_scholes(
-                spots[symbol_index], contract[1], (contract[2] - now_ts) / _YEAR_SECONDS, u.vol, _RATE, contract[3]
+                spots[symbol_index], contract.strike, years, u.vol, _RATE, contract.right == OptionRight.CALL
             )
             premium = max(round(value, 2), 0.01)
             prices[contract] = premium
@@ -240,15 +243,15 @@ def simulate_session(
                     for i, u in enumerate(UNIVERSE):
                         spots[i] = gbm_step(spots[i], u.drift, u.vol, dt, rng.gauss(0.0, 1.0))
                 prices.clear()
-                spot_of = dict(zip(_SYMBOLS, spots, strict=True))
+                market_of = _markets(spots)
                 for book in books:
-                    triggered, expired = book.monitor.on_tick(tick, prices, premium_of, spot_of)
+                    triggered, expired = book.monitor.on_tick(tick, prices, premium_of, market_of)
                     for fired in triggered:
                         book.monitor.close(fired.execution_id, remove_stop=False)
                         book.pending_exits.append(fired.execution_id)
                     for execution_id in expired:
-                        underlying = book.monitor.positions[execution_id].contract[0]
-                        book.monitor.close(execution_id, remove_stop=True, underlying_price=spot_of[underlying])
+                        underlying = book.monitor.positions[execution_id].contract.underlying
+                        book.monitor.close(execution_id, remove_stop=True, market=market_of[underlying])
                         book.pending_exits.append(execution_id)
                     _exit_pending(book, engine, int(rng.random() * venues))
                     n = whole_entries + (rng.random() < extra_entry_p)
@@ -264,10 +267,10 @@ def simulate_session(
                     bar.update(1)
         # The session ends flat: stop monitoring whatever is still open.
         clock.set(start + timedelta(days=days - 1) + TICK * TICKS_PER_DAY)
+        market_of = _markets(spots)
         for book in books:
             for execution_id, position in list(book.monitor.positions.items()):
-                underlying_price = spots[_SYMBOL_INDEX[position.contract[0]]]
-                book.monitor.close(execution_id, remove_stop=True, underlying_price=underlying_price)
+                book.monitor.close(execution_id, remove_stop=True, market=market_of[position.contract.underlying])
                 book.calc.remove_position(execution_id)
             for execution_id in book.pending_exits:
                 book.calc.remove_position(execution_id)
@@ -293,8 +296,23 @@ _SYMBOL_INDEX: Final = {u.symbol: i for i, u in enumerate(UNIVERSE)}
 _SYMBOLS: Final = tuple(u.symbol for u in UNIVERSE)
 
 
+def _markets(spots: list[float]) -> dict[str, MarketSnapshot]:
+    """Each underlying's market this tick: one snapshot, shared by the events of every position on it."""
+    return {symbol: MarketSnapshot(underlying_price=spot) for symbol, spot in zip(_SYMBOLS, spots, strict=True)}
+
+
+EXPIRY_HOUR_UTC: Final = 20
+"""Listed options expire at 20:00 UTC (16:00 New York in summer) on their expiry day: the pricing clock."""
+
+
+@cache
+def _expiry_timestamp(expiry: date) -> float:
+    """The POSIX time an expiry day's options stop trading, for Black-Scholes' time to expiry."""
+    return datetime(expiry.year, expiry.month, expiry.day, EXPIRY_HOUR_UTC, tzinfo=UTC).timestamp()
+
+
 def _new_position(
-    rng: random.Random, spots: list[float], expiries: list[float], execution_id: str, tick: int, now_ts: float
+    rng: random.Random, spots: list[float], expiries: list[date], execution_id: str, tick: int, now_ts: float
 ) -> Position:
     """A random near-the-money option, priced and with its delta, to try to enter."""
     draw = rng.random  # int(draw() * n) is a uniform pick, and several times cheaper than randrange
@@ -303,27 +321,24 @@ def _new_position(
     is_call = draw() < 0.5
     step = u.strike_step
     strike = (round(spots[i] / step) + int(draw() * 5) - 2) * step
-    expiry_ts = expiries[int(draw() * len(expiries))]
-    _, delta = black_scholes(spots[i], strike, (expiry_ts - now_ts) / _YEAR_SECONDS, u.vol, _RATE, is_call)
+    expiry = expiries[int(draw() * len(expiries))]
+    years = (_expiry_timestamp(expiry) - now_ts) / _YEAR_SECONDS
+    _, delta = black_scholes(spots[i], strike, years, u.vol, _RATE, is_call)
     return Position(
         execution_id=execution_id,
-        contract=(u.symbol, strike, int(expiry_ts), is_call),
+        contract=OptionContract(u.symbol, OptionRight.CALL if is_call else OptionRight.PUT, strike, expiry),
         quantity=1 + int(draw() * 5),
         entry_premium=0.0,
         delta=delta,
         close_after_tick=tick + (15 + int(draw() * 226)) // BAR_MINUTES,
-        expiry=datetime.fromtimestamp(expiry_ts, UTC).date(),
-        underlying_price=spots[i],
+        entry_market=MarketSnapshot(option_delta=delta, underlying_price=spots[i]),
     )
 
 
-def _expiries(day_open: datetime) -> list[float]:
-    """The listed expiries an entry on this day may pick: Fridays 1-4 weeks out, 20:00 UTC."""
+def _expiries(day_open: datetime) -> list[date]:
+    """The listed expiry days an entry on this day may pick: Fridays 1-4 weeks out."""
     first = day_open.date() + timedelta(days=(4 - day_open.weekday()) % 7 + 7)
-    return [
-        datetime(d.year, d.month, d.day, 20, 0, tzinfo=UTC).timestamp()
-        for d in (first + timedelta(weeks=w) for w in range(4))
-    ]
+    return [first + timedelta(weeks=w) for w in range(4)]
 
 
 def _exit_pending(book: _Book, engine: OrderExecutionEngine, first_venue: int) -> None:

@@ -21,37 +21,33 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 from risk_runtime.circuit_breaker import CircuitBreakerConfig, TradingCircuitBreaker
 from risk_runtime.clock import Clock
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import InMemoryRiskCalculator, PortfolioLimits, PortfolioLimitsChecker
 from risk_runtime.sink import EventSink
 from risk_runtime.trailing_stop import TrailingStopConfig, TrailingStopManager, TriggeredStop
 
-ContractKey = tuple[str, float, int, bool]
-"""(underlying, strike, expiry as a POSIX timestamp in seconds, is_call)."""
-
 
 @dataclass(slots=True)
 class Position:
-    """An open long option position."""
+    """An open long option position.
+
+    ``contract`` is built once, when the position is drawn, and is both what the stop and the limit
+    check log and the key the session prices premiums by (most contracts are held by several positions).
+    """
 
     execution_id: str
-    contract: ContractKey
+    contract: OptionContract
     quantity: int
     entry_premium: float
     delta: float
     close_after_tick: int
     last_premium: float = 0.0
-    expiry: date | None = None
-    """The contract's expiry day (its ``contract[2]`` as a date), logged on the position's events."""
-    underlying_price: float | None = None
-    """The underlying's price when the position was priced for entry."""
-
-    @property
-    def option_right(self) -> str:
-        return "C" if self.contract[3] else "P"
+    entry_market: MarketSnapshot | None = None
+    """The option's delta and the underlying's price when the position was priced for entry."""
 
 
 class SimulatedBroker:
@@ -139,32 +135,29 @@ class PositionMonitoringWorkflow:
             position.execution_id,
             position.entry_premium,
             symbol=symbol,
-            underlying=position.contract[0],
-            option_right=position.option_right,
-            strike=position.contract[1],
-            expiry=position.expiry,
-            option_delta=position.delta,
-            underlying_price=position.underlying_price,
+            contract=position.contract,
+            market=position.entry_market,
         )
 
     def on_tick(
         self,
         tick: int,
-        prices: Mapping[ContractKey, float],
-        premium_of: Callable[[ContractKey], float],
-        spots: Mapping[str, float] | None = None,
+        prices: Mapping[OptionContract, float],
+        premium_of: Callable[[OptionContract], float],
+        markets: Mapping[str, MarketSnapshot] | None = None,
     ) -> tuple[list[TriggeredStop], list[str]]:
         """Update every stop; returns the stops that triggered and the positions held too long.
 
         ``prices`` is this tick's cache of premiums already computed, ``premium_of`` prices
         (and caches) a contract not yet in it: most contracts are held by several positions.
-        ``spots`` (underlying -> price this tick), when given, goes on the stops' events.
+        ``markets`` (underlying -> its market this tick, one snapshot shared by every position on
+        it), when given, goes on the stops' events.
         """
         triggered: list[TriggeredStop] = []
         expired: list[str] = []
         update = self.trailing_stops.update
         cached = prices.get
-        spot = (spots or {}).get
+        market_of = (markets or {}).get
         for execution_id, position in self.positions.items():
             if tick >= position.close_after_tick:
                 expired.append(execution_id)
@@ -173,14 +166,14 @@ class PositionMonitoringWorkflow:
             if premium == position.last_premium:
                 continue  # an unchanged premium cannot move or trigger a stop
             position.last_premium = premium
-            fired = update(execution_id, premium, underlying_price=spot(position.contract[0]))
+            fired = update(execution_id, premium, market=market_of(position.contract.underlying))
             if fired is not None:
                 triggered.append(fired)
         return triggered, expired
 
-    def close(self, execution_id: str, *, remove_stop: bool, underlying_price: float | None = None) -> Position:
+    def close(self, execution_id: str, *, remove_stop: bool, market: MarketSnapshot | None = None) -> Position:
         if remove_stop:
-            self.trailing_stops.remove_stop(execution_id, underlying_price=underlying_price)
+            self.trailing_stops.remove_stop(execution_id, market=market)
         return self.positions.pop(execution_id)
 
 
@@ -207,18 +200,15 @@ class EntryWorkflow:
 
     def enter(self, position: Position, first_venue: int) -> bool:
         """True if the position was opened (allowed by the limits and filled)."""
-        symbol = position.contract[0]
+        symbol = position.contract.underlying
+        assert symbol is not None, "the simulator's contracts always name their underlying"
         allowed, _ = self.portfolio_limits.check_entry(
             symbol,
             position.delta,
             quantity=position.quantity,
             execution_id=position.execution_id,
-            underlying=symbol,
-            option_right=position.option_right,
-            strike=position.contract[1],
-            expiry=position.expiry,
-            option_delta=position.delta,
-            underlying_price=position.underlying_price,
+            contract=position.contract,
+            market=position.entry_market,
         )
         if not allowed or self.engine.execute(first_venue) is None:
             return False

@@ -16,6 +16,7 @@ import pytest
 
 from risk_runtime.circuit_breaker import CircuitBreakerConfig, TradingCircuitBreaker
 from risk_runtime.clock import ManualClock
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import InMemoryRiskCalculator, PortfolioLimits, PortfolioLimitsChecker
 from risk_runtime.sink import MemorySink
 from risk_runtime.trailing_stop import TrailingStop, TrailingStopConfig, TrailingStopManager
@@ -52,29 +53,56 @@ CALLS: dict[str, tuple[Callable[[], Any], str]] = {
     "stop symbol int": (lambda: TrailingStop("e", 1.0, symbol=5), "symbol"),  # type: ignore[arg-type]
     "stop source int": (lambda: TrailingStop("e", 1.0, source=5), "source"),  # type: ignore[arg-type]
     "stop clock not callable": (lambda: TrailingStop("e", 1.0, clock="now"), "clock"),  # type: ignore[arg-type]
+    "stop contract str": (lambda: TrailingStop("e", 1.0, contract="SPY"), "contract"),  # type: ignore[arg-type]
+    "stop.update market float": (lambda: TrailingStop("e", 1.0).update(2.0, market=0.5), "market"),  # type: ignore[arg-type]
     "manager.update str premium": (lambda: _manager().update("a", "2.0"), "premium"),  # type: ignore[arg-type]
     "manager.update list id": (lambda: _manager().update(["a"], 2.0), "execution_id"),  # type: ignore[arg-type]
+    "manager.update str market": (lambda: _manager().update("a", 11.0, market="520"), "market"),  # type: ignore[arg-type]
     "manager.update str spot": (
-        lambda: _manager().update("a", 11.0, underlying_price="520"),  # type: ignore[arg-type]
+        lambda: _manager().update("a", 11.0, market=MarketSnapshot(underlying_price="520")),  # type: ignore[arg-type]
         "underlying_price",
     ),
-    "manager.update delta out of range": (lambda: _manager().update("a", 11.0, option_delta=1.5), "option_delta"),
+    "manager.update delta out of range": (
+        lambda: _manager().update("a", 11.0, market=MarketSnapshot(option_delta=1.5)),
+        "option_delta",
+    ),
     "manager.update_many not a mapping": (lambda: _manager().update_many([("a", 11.0)]), "premiums"),  # type: ignore[arg-type]
     "manager.update_many list id": (lambda: _manager().update_many({("a",): 11.0}), "execution_id"),  # type: ignore[dict-item]
     "manager.add int id": (lambda: _manager().add_trailing_stop(123, 1.0), "execution_id"),  # type: ignore[arg-type]
     "manager.add list id": (lambda: _manager().add_trailing_stop(["x"], 1.0), "execution_id"),  # type: ignore[arg-type]
     "manager.add str entry": (lambda: _manager().add_trailing_stop("x", "1.0"), "entry_premium"),  # type: ignore[arg-type]
     "manager.add str pct": (lambda: _manager().add_trailing_stop("x", 1.0, trailing_pct="0.1"), "trailing_pct"),  # type: ignore[arg-type]
-    "manager.add int underlying": (lambda: _manager().add_trailing_stop("x", 1.0, underlying=7), "underlying"),  # type: ignore[arg-type]
-    "manager.add bad right": (lambda: _manager().add_trailing_stop("x", 1.0, option_right="CALL"), "option_right"),
-    "manager.add str strike": (lambda: _manager().add_trailing_stop("x", 1.0, strike="520"), "strike"),  # type: ignore[arg-type]
+    "manager.add contract dict": (
+        lambda: _manager().add_trailing_stop("x", 1.0, contract={"underlying": "SPY"}),  # type: ignore[arg-type]
+        "contract",
+    ),
+    "manager.add market tuple": (lambda: _manager().add_trailing_stop("x", 1.0, market=(0.5, 520.0)), "market"),  # type: ignore[arg-type]
+    "manager.add int underlying": (
+        lambda: _manager().add_trailing_stop("x", 1.0, contract=OptionContract(underlying=7)),  # type: ignore[arg-type]
+        "underlying",
+    ),
+    "manager.add bad right": (
+        lambda: _manager().add_trailing_stop("x", 1.0, contract=OptionContract(right="CALL")),
+        "right",
+    ),
+    "manager.add str strike": (
+        lambda: _manager().add_trailing_stop("x", 1.0, contract=OptionContract(strike="520")),  # type: ignore[arg-type]
+        "strike",
+    ),
     "manager.add datetime expiry": (
-        lambda: _manager().add_trailing_stop("x", 1.0, expiry=T0),
+        lambda: _manager().add_trailing_stop("x", 1.0, contract=OptionContract(expiry=T0)),
         "expiry",
     ),
-    "manager.add str expiry": (lambda: _manager().add_trailing_stop("x", 1.0, expiry="2026-03-20"), "expiry"),  # type: ignore[arg-type]
+    "manager.add str expiry": (
+        lambda: _manager().add_trailing_stop("x", 1.0, contract=OptionContract(expiry="2026-03-20")),  # type: ignore[arg-type]
+        "expiry",
+    ),
     "manager.remove list id": (lambda: _manager().remove_stop(["a"]), "execution_id"),  # type: ignore[arg-type]
-    "manager.remove str spot": (lambda: _manager().remove_stop("a", underlying_price="x"), "underlying_price"),  # type: ignore[arg-type]
+    "manager.remove str market": (lambda: _manager().remove_stop("a", market="x"), "market"),  # type: ignore[arg-type]
+    "manager.remove str spot": (
+        lambda: _manager().remove_stop("a", market=MarketSnapshot(underlying_price="x")),  # type: ignore[arg-type]
+        "underlying_price",
+    ),
     "manager config str": (lambda: TrailingStopManager("tight"), "config"),  # type: ignore[arg-type]
     "manager name int": (lambda: TrailingStopManager(name=3), "name"),  # type: ignore[arg-type]
     "manager event_logger without log": (lambda: TrailingStopManager(event_logger=object()), "event_logger"),  # type: ignore[arg-type]
@@ -83,13 +111,30 @@ CALLS: dict[str, tuple[Callable[[], Any], str]] = {
     "check_entry float quantity": (lambda: _checker().check_entry("SPY", 0.5, quantity=1.5), "quantity"),  # type: ignore[arg-type]
     "check_entry int symbol": (lambda: _checker().check_entry(5, 0.5), "symbol"),  # type: ignore[arg-type]
     "check_entry int execution_id": (lambda: _checker().check_entry("SPY", 0.5, execution_id=5), "execution_id"),  # type: ignore[arg-type]
-    "check_entry int underlying": (lambda: _checker().check_entry("SPY", 0.5, underlying=5), "underlying"),  # type: ignore[arg-type]
-    "check_entry bad right": (lambda: _checker().check_entry("SPY", 0.5, option_right="X"), "option_right"),
-    "check_entry str strike": (lambda: _checker().check_entry("SPY", 0.5, strike="520"), "strike"),  # type: ignore[arg-type]
-    "check_entry datetime expiry": (lambda: _checker().check_entry("SPY", 0.5, expiry=T0), "expiry"),
-    "check_entry str option_delta": (lambda: _checker().check_entry("SPY", 0.5, option_delta="0.5"), "option_delta"),  # type: ignore[arg-type]
+    "check_entry contract str": (lambda: _checker().check_entry("SPY", 0.5, contract="SPY"), "contract"),  # type: ignore[arg-type]
+    "check_entry market dict": (
+        lambda: _checker().check_entry("SPY", 0.5, market={"option_delta": 0.5}),  # type: ignore[arg-type]
+        "market",
+    ),
+    "check_entry int underlying": (
+        lambda: _checker().check_entry("SPY", 0.5, contract=OptionContract(underlying=5)),  # type: ignore[arg-type]
+        "underlying",
+    ),
+    "check_entry bad right": (lambda: _checker().check_entry("SPY", 0.5, contract=OptionContract(right="X")), "right"),
+    "check_entry str strike": (
+        lambda: _checker().check_entry("SPY", 0.5, contract=OptionContract(strike="520")),  # type: ignore[arg-type]
+        "strike",
+    ),
+    "check_entry datetime expiry": (
+        lambda: _checker().check_entry("SPY", 0.5, contract=OptionContract(expiry=T0)),
+        "expiry",
+    ),
+    "check_entry str option_delta": (
+        lambda: _checker().check_entry("SPY", 0.5, market=MarketSnapshot(option_delta="0.5")),  # type: ignore[arg-type]
+        "option_delta",
+    ),
     "check_entry negative spot": (
-        lambda: _checker().check_entry("SPY", 0.5, underlying_price=-1.0),
+        lambda: _checker().check_entry("SPY", 0.5, market=MarketSnapshot(underlying_price=-1.0)),
         "underlying_price",
     ),
     "checker without a calculator": (lambda: PortfolioLimitsChecker(object()), "risk_calculator"),  # type: ignore[arg-type]
@@ -129,7 +174,7 @@ def test_wrong_typed_input_is_a_value_error_naming_the_parameter(name: str) -> N
 def test_a_refused_update_leaves_the_stop_as_it_was() -> None:
     manager = _manager()
     with pytest.raises(ValueError):
-        manager.update("a", 11.0, underlying_price="520")  # type: ignore[arg-type]
+        manager.update("a", 11.0, market="520")  # type: ignore[arg-type]
     stop = manager["a"]
     assert (stop.current_premium, stop.highest_premium, stop.stop_premium) == (10.0, 10.0, None)
     assert manager.update("a", 11.0) is None and stop.active

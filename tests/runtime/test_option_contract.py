@@ -11,6 +11,7 @@ import pytest
 from risk_runtime.clock import ManualClock
 from risk_runtime.encoding import encode_batch, events_to_bronze, finish_bronze
 from risk_runtime.events import BRONZE_SCHEMA, SCHEMA_VERSION, OptionRight, RiskEvent, RiskEventType
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import InMemoryRiskCalculator, PortfolioLimits, PortfolioLimitsChecker
 from risk_runtime.simulation import simulate_session
 from risk_runtime.sink import MemorySink
@@ -20,6 +21,7 @@ T = RiskEventType
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 EXPIRY = date(2026, 3, 20)
 CONTRACT = {"underlying": "SPY", "option_right": "C", "strike": 520.0, "expiry": EXPIRY}
+SPY_CALL = OptionContract("SPY", "C", 520.0, EXPIRY)
 
 
 def contract_of(event: RiskEvent) -> dict[str, object]:
@@ -38,11 +40,11 @@ def test_schema_version_two_adds_nullable_option_columns() -> None:
 def test_a_stop_puts_its_contract_on_every_event_and_the_market_where_known() -> None:
     sink = MemorySink()
     manager = TrailingStopManager(event_logger=sink, clock=ManualClock(T0))
-    manager.add_trailing_stop("e1", 5.0, symbol="SPY", **CONTRACT, option_delta=0.52, underlying_price=519.8)  # ADD
-    manager.update("e1", 5.2, underlying_price=521.0, option_delta=0.55)  # ACTIVATE
+    manager.add_trailing_stop("e1", 5.0, symbol="SPY", contract=SPY_CALL, market=MarketSnapshot(0.52, 519.8))  # ADD
+    manager.update("e1", 5.2, market=MarketSnapshot(underlying_price=521.0, option_delta=0.55))  # ACTIVATE
     manager.update("e1", 5.4)  # UPDATE, market not given
-    manager.update("e1", 5.0, underlying_price=518.0)  # TRIGGER
-    manager.add_trailing_stop("e2", 3.0, option_right=OptionRight.PUT)  # no contract but the right
+    manager.update("e1", 5.0, market=MarketSnapshot(underlying_price=518.0))  # TRIGGER
+    manager.add_trailing_stop("e2", 3.0, contract=OptionContract(right=OptionRight.PUT))  # no contract but the right
     manager.remove_stop("e2")
     e1 = [e for e in sink.events if e.execution_id == "e1"]
     assert [e.action for e in e1] == ["ADD", "ACTIVATE", "UPDATE", "TRIGGER"]
@@ -58,9 +60,9 @@ def test_limit_events_carry_the_entry_contract() -> None:
     sink = MemorySink()
     limits = PortfolioLimits(max_portfolio_delta=10.0, max_symbol_delta=1.0, max_open_positions=3)
     checker = PortfolioLimitsChecker(InMemoryRiskCalculator(), limits, sink, clock=ManualClock(T0))
-    market = {"option_delta": 0.52, "underlying_price": 519.8}
-    assert checker.check_entry("SPY", 0.52, execution_id="e1", **CONTRACT, **market) == (True, None)
-    allowed, _ = checker.check_entry("SPY", 0.52, quantity=3, execution_id="e2", **CONTRACT, **market)
+    market = MarketSnapshot(option_delta=0.52, underlying_price=519.8)
+    assert checker.check_entry("SPY", 0.52, execution_id="e1", contract=SPY_CALL, market=market) == (True, None)
+    allowed, _ = checker.check_entry("SPY", 0.52, quantity=3, execution_id="e2", contract=SPY_CALL, market=market)
     assert not allowed
     checker.check_entry("QQQ", 0.3)  # a version-1 style call: no contract
     check, rejection, bare = sink.events

@@ -11,6 +11,7 @@ import pytest
 
 from risk_runtime.clock import ManualClock
 from risk_runtime.events import RiskEventType
+from risk_runtime.instruments import OptionContract
 from risk_runtime.portfolio_limits import (
     InMemoryRiskCalculator,
     LimitType,
@@ -283,7 +284,7 @@ def test_the_per_underlying_limit_counts_every_contract_on_the_underlying() -> N
     checker, calc, sink = make()  # |symbol delta| <= 4
     calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=4, underlying="SPY")  # SPY 2.0
     calc.add_position("p2", "SPY 260417C00530000", 0.4, quantity=4, underlying="SPY")  # SPY 3.6
-    allowed, reason = checker.check_entry("SPY 260320C00540000", 0.3, quantity=2, underlying="SPY")
+    allowed, reason = checker.check_entry("SPY 260320C00540000", 0.3, quantity=2, contract=OptionContract("SPY"))
     assert not allowed
     assert reason == "symbol_delta: projected |delta| of SPY would be 4.20, over the limit of 4.00"
     (rej,) = sink.events
@@ -297,7 +298,7 @@ def test_the_symbol_limit_keeps_working_for_stock_and_sees_options_on_it() -> No
     calc.add_position("p1", "SPY 260320C00520000", 0.5, quantity=6, underlying="SPY")  # SPY 3.0
     assert checker.check_entry("SPY", 1.5)[0] is False  # the stock adds to the same underlying: 4.5
     assert checker.check_entry("QQQ", 1.5)[0] is True
-    assert checker.check_entry("QQQ 260320C00440000", 0.5, quantity=2, underlying="QQQ")[0] is True
+    assert checker.check_entry("QQQ 260320C00440000", 0.5, quantity=2, contract=OptionContract("QQQ"))[0] is True
 
 
 def test_health_warns_per_underlying() -> None:

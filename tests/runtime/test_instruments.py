@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
+from collections import Counter
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -13,6 +16,7 @@ import risk_runtime
 from risk_runtime.events import BRONZE_SCHEMA, EVENT_FIELDS, OptionRight
 from risk_runtime.instruments import NO_CONTRACT, NO_MARKET, MarketSnapshot, OptionContract
 
+REPO = Path(__file__).resolve().parents[2]
 EXPIRY = date(2026, 3, 20)
 
 
@@ -106,3 +110,40 @@ def test_columns_derive_from_fields_and_name_bronze_columns_of_the_same_type() -
 def test_exported_from_the_package() -> None:
     assert risk_runtime.OptionContract is OptionContract and risk_runtime.MarketSnapshot is MarketSnapshot
     assert risk_runtime.OptionRight is OptionRight
+
+
+# Quoted column names that are not columns: an InMemoryRiskCalculator parameter named in its errors (twice) and
+# the key of a `reduces_breach` entry in a limit check's metadata.
+NOT_A_COLUMN = {("risk_runtime/portfolio_limits.py", "underlying"): 3}
+# The bronze schema names each event column once, beside the RiskEvent fields it types (tested above to agree).
+# risk_runtime/instruments.py is the declaration itself: its field names are these names.
+DECLARED = {("risk_runtime/events.py", c): 1 for c in (*OptionContract.COLUMNS, *MarketSnapshot.COLUMNS)}
+DECLARATION = "risk_runtime/instruments.py"
+
+
+def _quoted_column_names(names: set[str], root: Path = REPO) -> Counter[tuple[str, str]]:
+    """Every string constant (not a docstring's words) equal to one of ``names``, by file, under ``root``."""
+    found: Counter[tuple[str, str]] = Counter()
+    for directory in ("risk_runtime", "risk_pipeline", "bench"):
+        for path in sorted((root / directory).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                    found[(str(path.relative_to(root)), node.value)] += 1
+    return found
+
+
+def test_no_code_spells_a_contract_or_market_column_but_its_declaration() -> None:
+    """Every list of these columns derives from the value objects; a new literal is a second declaration."""
+    names = {*OptionContract.COLUMNS, *MarketSnapshot.COLUMNS}
+    found = Counter({key: n for key, n in _quoted_column_names(names).items() if key[0] != DECLARATION})
+    assert found == Counter({**DECLARED, **NOT_A_COLUMN})
+
+
+def test_the_literal_guard_sees_a_planted_spelling(tmp_path: Path) -> None:
+    (tmp_path / "risk_pipeline").mkdir()
+    (tmp_path / "risk_pipeline" / "gold.py").write_text(
+        '"""strike and expiry, in prose, are fine."""\nCOLUMNS = ["strike", f"{1}"]\nX = pl.col(\'expiry\')\n'
+    )
+    assert _quoted_column_names({"strike", "expiry"}, tmp_path) == Counter(
+        {("risk_pipeline/gold.py", "strike"): 1, ("risk_pipeline/gold.py", "expiry"): 1}
+    )

@@ -87,11 +87,13 @@ from risk_pipeline.lake import (
     commit_metadata,
     compact,
     conform,
+    polars_types,
     sql_date,
     sql_string,
     writer_properties,
 )
-from risk_runtime.events import TIMESTAMP, RiskEventType
+from risk_runtime.events import BRONZE_SCHEMA, TIMESTAMP, RiskEventType
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 
 TRAILING_STOP_OUTCOMES: Final = TableRef("gold", "trailing_stop_outcomes", high_cardinality=("lifetime_id",))
 TRAILING_STOP_STATE: Final = TableRef("gold", "_trailing_stop_state", high_cardinality=("lifetime_id",))
@@ -106,12 +108,17 @@ OPEN: Final = "open"
 KEY: Final = ["execution_id", "lifetime_id"]
 """A lifetime's identity: the stop's id and the ``event_id`` of the event that began it."""
 
+_OPTION_DELTA: Final = MarketSnapshot.COLUMNS.option_delta
+ENTRY_OPTION_DELTA: Final = "entry_option_delta"
+"""The option's delta from the lifetime's first event that carried one (the event's ``option_delta``)."""
+_CONTRACT_FROM_EVENTS: Final = list(OptionContract.COLUMNS)
+"""Contract columns read from events under the same name (:data:`ENTRY_OPTION_DELTA` comes from the market's)."""
+_EVENT_OPTION: Final = pa.schema([BRONZE_SCHEMA.field(c) for c in (*_CONTRACT_FROM_EVENTS, _OPTION_DELTA)])
+"""The option columns a stop's events carry, typed as the event model types them."""
+
 _CONTRACT: Final = [
-    pa.field("underlying", pa.string()),
-    pa.field("option_right", pa.string()),
-    pa.field("strike", pa.float64()),
-    pa.field("expiry", pa.date32()),
-    pa.field("entry_option_delta", pa.float64()),
+    *(pa.field(c, _EVENT_OPTION.field(c).type) for c in _CONTRACT_FROM_EVENTS),
+    pa.field(ENTRY_OPTION_DELTA, _EVENT_OPTION.field(_OPTION_DELTA).type),
 ]
 """The stop's option (event schema version 2); null where its events did not carry it."""
 
@@ -180,11 +187,7 @@ _EVENT_COLUMNS: Final = [
     "event_id",
     "execution_id",
     "symbol",
-    "underlying",
-    "option_right",
-    "strike",
-    "expiry",
-    "option_delta",
+    *_EVENT_OPTION.names,
     "timestamp",
     "entry_premium",
     "current_premium",
@@ -193,17 +196,7 @@ _EVENT_COLUMNS: Final = [
 ]
 
 
-_CONTRACT_FROM_EVENTS: Final = ["underlying", "option_right", "strike", "expiry"]
-"""Contract columns read from events under the same name (``entry_option_delta`` comes from ``option_delta``)."""
-
-
-_EVENT_CONTRACT_TYPES: Final[dict[str, pl.DataType]] = {
-    "underlying": pl.String(),
-    "option_right": pl.String(),
-    "strike": pl.Float64(),
-    "expiry": pl.Date(),
-    "option_delta": pl.Float64(),
-}
+_EVENT_CONTRACT_TYPES: Final[dict[str, pl.DataType]] = polars_types(_EVENT_OPTION)
 
 
 def _is(kind: RiskEventType) -> pl.Expr:
@@ -271,7 +264,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
         [
             pl.col("symbol").drop_nulls().last().alias("d_symbol"),
             *(pl.col(c).drop_nulls().first().alias(f"d_{c}") for c in _CONTRACT_FROM_EVENTS),
-            pl.col("option_delta").drop_nulls().first().alias("d_entry_option_delta"),
+            pl.col(_OPTION_DELTA).drop_nulls().first().alias(f"d_{ENTRY_OPTION_DELTA}"),
             pl.col("entry_premium").filter(_is(RiskEventType.TS_ADD)).drop_nulls().first().alias("d_entry_add"),
             pl.col("entry_premium").drop_nulls().first().alias("d_entry_any"),
             pl.col("timestamp").filter(_is(RiskEventType.TS_ADD)).first().alias("d_added_at"),
@@ -293,7 +286,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
             pl.coalesce("began_on", pl.lit(day)).alias("began_on"),
             pl.coalesce("d_symbol", "symbol").alias("symbol"),
             # The contract is the stop's from its first event that carried it: the carried value wins.
-            *(pl.coalesce(c, f"d_{c}").alias(c) for c in [*_CONTRACT_FROM_EVENTS, "entry_option_delta"]),
+            *(pl.coalesce(c, f"d_{c}").alias(c) for c in [*_CONTRACT_FROM_EVENTS, ENTRY_OPTION_DELTA]),
             pl.coalesce("entry_premium", "d_entry_add", "d_entry_any").alias("entry_premium"),
             pl.coalesce("added_at", "d_added_at").alias("added_at"),
             pl.coalesce("activated_at", "d_activated_at").alias("activated_at"),

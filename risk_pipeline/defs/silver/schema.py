@@ -52,6 +52,7 @@ from risk_runtime.events import (
     OptionRight,
     RiskEventType,
 )
+from risk_runtime.instruments import OPTION_DELTA_RANGE, MarketSnapshot, OptionContract
 from risk_runtime.portfolio_limits import LimitType
 
 _HIGH_CARDINALITY: Final = ("event_id", "metadata")
@@ -142,8 +143,9 @@ LIMIT_TYPES_BY_EVENT_TYPE: Final[Mapping[RiskEventType, frozenset[str]]] = {_T.P
 """A rejection must name a limit the checker actually enforces."""
 
 OPTION_RIGHTS: Final = frozenset(r.value for r in OptionRight)
-OPTION_DELTA_RANGE: Final = (-1.0, 1.0)
-"""An option's delta per share: a call's in [0, 1], a put's in [-1, 0]."""
+# OPTION_DELTA_RANGE (imported from risk_runtime.instruments): the range MarketSnapshot enforces at the call.
+_CONTRACT: Final = OptionContract.COLUMNS
+_MARKET: Final = MarketSnapshot.COLUMNS
 PREMIUM_COLUMNS: Final = ("entry_premium", "current_premium", "highest_premium", "stop_premium")
 
 MAX_PREMIUM_ENV: Final = "RISK_MAX_PREMIUM"
@@ -316,15 +318,15 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
         value = pl.col(data.key)
         return _rows(data, value.is_nan() | (value <= max_premium()))  # NaN is "finite and > 0"'s to report
 
-    @pa_pl.check("option_right", name=f"in {_set_label(OPTION_RIGHTS)}")
+    @pa_pl.check(_CONTRACT.right, name=f"in {_set_label(OPTION_RIGHTS)}")
     def _known_option_right(cls, data: PolarsData) -> pl.LazyFrame:
         return _rows(data, pl.col(data.key).is_in(sorted(OPTION_RIGHTS)))
 
-    @pa_pl.check("strike", "underlying_price", name="finite and > 0")
+    @pa_pl.check(_CONTRACT.strike, _MARKET.underlying_price, name="finite and > 0")
     def _price_positive(cls, data: PolarsData) -> pl.LazyFrame:
         return _rows(data, pl.col(data.key).is_finite() & (pl.col(data.key) > 0))
 
-    @pa_pl.check("option_delta", name=f"in [{OPTION_DELTA_RANGE[0]:g}, {OPTION_DELTA_RANGE[1]:g}]")
+    @pa_pl.check(_MARKET.option_delta, name=f"in [{OPTION_DELTA_RANGE[0]:g}, {OPTION_DELTA_RANGE[1]:g}]")
     def _option_delta_in_range(cls, data: PolarsData) -> pl.LazyFrame:
         return _rows(data, pl.col(data.key).is_between(*OPTION_DELTA_RANGE))  # NaN is not between
 
@@ -420,7 +422,8 @@ class RiskEventModel(_RequiredFieldChecks):  # type: ignore[misc,valid-type]
         # An option that expired before the event cannot be entered, held or stopped out on that day. Expiry is
         # a day of the exchange's calendar: 20:30 in New York on expiry day is already the next UTC day.
         local_day = pl.col("timestamp").dt.convert_time_zone(exchange_timezone()).dt.date()
-        return _rows(data, pl.col("expiry").is_null() | (pl.col("expiry") >= local_day).fill_null(True))
+        expiry = pl.col(_CONTRACT.expiry)
+        return _rows(data, expiry.is_null() | (expiry >= local_day).fill_null(True))
 
     @pa_pl.dataframe_check(name=f"timestamp: not before ${PARTITIONS_START_ENV}")
     def _not_before_first_day(cls, data: PolarsData) -> pl.LazyFrame:

@@ -18,8 +18,8 @@ bronze does not have, and a rule or a gold table branching on it is exactly what
 
 Steps:
 
-* **1 -> 2** (:func:`v1_to_v2`): version 2 added the option contract and market fields (``underlying``,
-  ``option_right``, ``strike``, ``expiry``, ``option_delta``, ``underlying_price``).
+* **1 -> 2** (:func:`v1_to_v2`): version 2 added the option contract and market fields, the columns of
+  :class:`~risk_runtime.instruments.OptionContract` and :class:`~risk_runtime.instruments.MarketSnapshot`.
 """
 
 from __future__ import annotations
@@ -28,23 +28,24 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 import polars as pl
+import pyarrow as pa
 
-from risk_runtime.events import SCHEMA_VERSION
+from risk_pipeline.lake import polars_types
+from risk_runtime.events import BRONZE_SCHEMA, SCHEMA_VERSION
+from risk_runtime.instruments import MarketSnapshot, OptionContract
 
 UpcastStep = Callable[[pl.DataFrame], pl.DataFrame]
 """Rows of version ``v`` in, the same rows as version ``v + 1`` out (``schema_version`` is stamped for it)."""
 
 VERSION_COLUMN: Final = "schema_version"
 
-V2_COLUMNS: Final[dict[str, pl.DataType]] = {
-    "underlying": pl.String(),
-    "option_right": pl.String(),
-    "strike": pl.Float64(),
-    "expiry": pl.Date(),
-    "option_delta": pl.Float64(),
-    "underlying_price": pl.Float64(),
-}
-"""The columns version 2 added, as silver types them."""
+V2_COLUMNS: Final[dict[str, pl.DataType]] = polars_types(
+    pa.schema([BRONZE_SCHEMA.field(c) for c in (*OptionContract.COLUMNS, *MarketSnapshot.COLUMNS)])
+)
+"""The columns version 2 added -- the option contract's and the market's -- as silver types them (bronze's types).
+
+Should a later version add a field to either value object, this step adds its column too, as null: harmless,
+since the later version's own step adds the same nulls to these rows."""
 
 
 def v1_to_v2(rows: pl.DataFrame) -> pl.DataFrame:
@@ -61,7 +62,8 @@ def v1_to_v2(rows: pl.DataFrame) -> pl.DataFrame:
     missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in V2_COLUMNS.items() if name not in rows.columns]
     rows = rows.with_columns(missing) if missing else rows
     symbol = pl.col("symbol") if "symbol" in rows.columns else pl.lit(None, dtype=pl.String())
-    return rows.with_columns(pl.coalesce(pl.col("underlying"), symbol).alias("underlying"))
+    underlying = OptionContract.COLUMNS.underlying
+    return rows.with_columns(pl.coalesce(pl.col(underlying), symbol).alias(underlying))
 
 
 UPCASTERS: Final[dict[int, UpcastStep]] = {1: v1_to_v2}

@@ -13,7 +13,8 @@ no figure and the sentence the page shows instead ("no data for ...").
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -37,6 +38,12 @@ class Chart:
     title: str
     figure: go.Figure | None
     empty: str = ""
+
+
+def labels(values: Iterable[object]) -> list[str]:
+    """Names from the lake as plotly text: plotly reads ``<b>``, ``<br>`` and entities in labels as markup, so a
+    name is entity-escaped to show as written (``orders.<b>`` stays ``orders.<b>``, not a bold ``orders.``)."""
+    return [html.escape(str(value), quote=False) for value in values]
 
 
 def _layout(figure: go.Figure, *, height: int = 380, **layout: object) -> go.Figure:
@@ -64,7 +71,7 @@ def breaker_timeline(data: ReportData) -> Chart:
             go.Bar(
                 name=state,
                 orientation="h",
-                y=part["source"].to_list(),
+                y=labels(part["source"]),
                 base=[t.isoformat() for t in part["began"].to_list()],
                 x=[s * 1000 for s in part["seconds"].to_list()],  # a date axis measures bar lengths in ms
                 marker_color=STATE_COLOURS[state],
@@ -77,7 +84,7 @@ def breaker_timeline(data: ReportData) -> Chart:
                 + "<br>%{customdata[0]} → %{customdata[1]}<br>%{customdata[2]:.1f} min<extra></extra>",
             )
         )
-    sources = spans["source"].unique().sort().to_list()
+    sources = spans["source"].unique().to_list()
     return Chart(
         "breaker-timeline",
         title,
@@ -103,7 +110,7 @@ def stop_outcomes(data: ReportData) -> Chart:
         part = counts.filter(pl.col("outcome") == outcome)
         if part.height:
             figure.add_trace(
-                go.Bar(name=outcome, x=part["underlying"].to_list(), y=part["len"].to_list(), marker_color=colour)
+                go.Bar(name=outcome, x=labels(part["underlying"]), y=part["len"].to_list(), marker_color=colour)
             )
     return Chart(
         "stop-outcomes",
@@ -137,7 +144,7 @@ def stop_profit_by_underlying(data: ReportData) -> Chart:
     frame = triggered.select(_underlying(), "profit_locked").sort("underlying")
     figure = go.Figure()
     for (name,), part in frame.group_by("underlying", maintain_order=True):
-        figure.add_trace(go.Box(name=str(name), y=part["profit_locked"].to_list(), boxmean=True))
+        figure.add_trace(go.Box(name=labels([name])[0], y=part["profit_locked"].to_list(), boxmean=True))
     return Chart("stop-profit-by-underlying", title, _layout(figure, showlegend=False, yaxis_title="profit locked"))
 
 
@@ -151,7 +158,9 @@ def rejections_per_day(data: ReportData) -> Chart:
     for (limit_type,), part in daily.sort("limit_type", DAY_COLUMN).group_by("limit_type", maintain_order=True):
         figure.add_trace(
             go.Bar(
-                name=str(limit_type), x=[d.isoformat() for d in part[DAY_COLUMN]], y=part["rejection_count"].to_list()
+                name=labels([limit_type])[0],
+                x=[d.isoformat() for d in part[DAY_COLUMN]],
+                y=part["rejection_count"].to_list(),
             )
         )
     return Chart(
@@ -171,7 +180,7 @@ def utilisation_per_day(data: ReportData) -> Chart:
     for (limit_type,), part in daily.sort("limit_type", DAY_COLUMN).group_by("limit_type", maintain_order=True):
         figure.add_trace(
             go.Scatter(
-                name=str(limit_type),
+                name=labels([limit_type])[0],
                 mode="lines+markers",
                 x=[d.isoformat() for d in part[DAY_COLUMN]],
                 y=part["max_utilization"].to_list(),

@@ -190,7 +190,8 @@ def test_every_lake_string_is_escaped(report: tuple[ReportSummary, str]) -> None
     assert EVIL_BREAKER not in page
     assert "<script>alert(1)" not in page and "<b>&" not in page
     assert html.escape(EVIL_BREAKER, quote=True) in page  # in the breaker and incident tables
-    assert "\\u003c\\u002fscript\\u003e" in page  # in the timeline's data, JSON-escaped inside its script
+    # In the timeline's data: entity-escaped for plotly's label markup, then JSON-escaped inside its script.
+    assert 'orders.&lt;b&gt;&amp;\\"evil\\"&lt;\\u002fscript&gt;' in page
 
 
 def test_an_empty_period_says_so(built: BuiltLake, tmp_path: Path) -> None:

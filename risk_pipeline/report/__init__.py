@@ -11,7 +11,6 @@ from the Dagster instance when one is given (:mod:`.checks`).
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -94,9 +93,9 @@ def build_report(
     document = html.page(report, figures, lake=lake.location, generated=now)
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=target.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(document)
-    os.replace(tmp.name, target)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # opened as any file is: the umask applies
+    partial.write_text(document, encoding="utf-8")
+    os.replace(partial, target)
     return ReportSummary(
         path=target.resolve(),
         size_bytes=target.stat().st_size,

@@ -5,7 +5,8 @@ the library and every chart and opens offline, with no CDN -- what a post-mortem
 machine needs. It draws SVG (the state timeline is horizontal bars on a date axis, as ``px.timeline`` does),
 gives hover, zoom and legend toggling for free, and ``graph_objects`` takes plain lists, so neither pandas
 nor numpy is needed here. The price is size: plotly.js is ~4.8 MB, so every report is about 5 MB whatever
-its period. Nothing here uses WebGL (``scattergl``), which a browser without a GPU may refuse to draw.
+its period (the demo's three days of 20,000 events: 5.0 MB). Nothing here uses WebGL (``scattergl``),
+which a browser without a GPU may refuse to draw.
 
 Each chart is a :class:`Chart`: an id, a title, and a figure -- or, when the period has nothing to draw,
 no figure and the sentence the page shows instead ("no data for ...").

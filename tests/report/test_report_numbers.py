@@ -7,7 +7,9 @@ through the report's code or the query API, then found both in :class:`ReportDat
 from __future__ import annotations
 
 import html
+import os
 import re
+import stat
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -217,3 +219,14 @@ def test_a_lake_without_gold_builds_an_empty_page_and_a_bad_period_is_refused(tm
     assert "Failed checks: unknown" in (tmp_path / "r.html").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="after"):
         build_report(empty, date(2026, 3, 5), date(2026, 3, 4), tmp_path / "r.html")
+
+
+def test_the_page_is_written_whole_and_readable_like_any_file(built: BuiltLake, tmp_path: Path) -> None:
+    """Written to a temporary name and renamed, with the process's umask: a web server's user can read it."""
+    previous = os.umask(0o022)
+    try:
+        summary = build_report(built.lake, FIRST, FIRST, tmp_path / "r.html")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(summary.path.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["r.html"]

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import Final
+from typing import Any, Final
 
 import dagster as dg
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from risk_pipeline.defs.gold.assets import GOLD_TABLES
 from risk_pipeline.defs.ordering import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
@@ -26,7 +25,8 @@ from risk_pipeline.report.data import FailedCheck, Period
 HISTORY: Final = 200
 """Evaluations looked at per check, newest first: weeks of daily runs."""
 
-_FINISHED: Final = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
+_NOT_RUN_THROUGH: Final = "EXECUTION_FAILED"
+"""The status of an evaluation whose step failed before the check produced a result: a failure too."""
 
 
 def pipeline_check_keys() -> list[dg.AssetCheckKey]:
@@ -42,29 +42,29 @@ def failed_checks(
     runs: dict[str, tuple[date, date] | None] = {}
     failed: list[FailedCheck] = []
     for key in keys if keys is not None else pipeline_check_keys():
-        history = instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY)
-        for record in history:
-            if record.status not in _FINISHED:
+        for record in instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY):
+            outcome = _verdict(record)
+            days = _record_days(instance, record.run_id, record.partition, runs) if outcome else None
+            if outcome is None or days is None or days[1] < period.first or days[0] > period.last:
                 continue
-            days = _record_days(instance, record.run_id, record.partition, runs)
-            if days is None or days[1] < period.first or days[0] > period.last:
-                continue
-            evaluation = record.evaluation
-            if record.status == AssetCheckExecutionRecordStatus.FAILED and evaluation is not None:
-                severity = evaluation.severity.value if evaluation.severity else "ERROR"
+            passed, severity, description = outcome
+            if not passed:
                 label = days[0].isoformat() if days[0] == days[1] else f"{days[0]} .. {days[1]}"
-                failed.append(
-                    FailedCheck(
-                        asset=key.asset_key.to_user_string(),
-                        check=key.name,
-                        severity=severity,
-                        days=label,
-                        run_id=record.run_id,
-                        description=evaluation.description or "",
-                    )
-                )
+                asset = key.asset_key.to_user_string()
+                failed.append(FailedCheck(asset, key.name, severity, label, record.run_id, description))
             break  # the newest evaluation over the period decides
     return sorted(failed, key=lambda f: (f.asset, f.check))
+
+
+def _verdict(record: Any) -> tuple[bool, str, str] | None:
+    """``(passed, severity, description)`` of one execution record, ``None`` while it has no verdict yet."""
+    if record.status.value == _NOT_RUN_THROUGH:
+        return False, "ERROR", "its step failed before the check gave a verdict"
+    evaluation = record.evaluation if record.event is not None else None
+    if not isinstance(evaluation, dg.AssetCheckEvaluation):
+        return None  # planned, or still running
+    severity = evaluation.severity.value if evaluation.severity is not None else "ERROR"
+    return evaluation.passed, severity, evaluation.description or ""
 
 
 def _record_days(

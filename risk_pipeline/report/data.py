@@ -98,7 +98,7 @@ def resolve_period(lake: Lake, start: date | None, end: date | None, *, today: d
     ``start`` after ``end`` is a ``ValueError``: an empty period is never what someone meant.
     """
     if start is not None and end is not None and start > end:
-        raise ValueError(f"--start {start} is after --end {end}")
+        raise ValueError(f"start {start} is after end {end}")
     built = gold_days(lake) if start is None or end is None else []
     fallback = today or datetime.now(UTC).date()
     first = start or (built[0] if built else end or fallback)

@@ -13,6 +13,7 @@ from risk_pipeline.defs.ordering import PARTITION_TAG
 from risk_pipeline.report.checks import failed_checks
 from risk_pipeline.report.data import Period
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 KEY = dg.AssetCheckKey(dg.AssetKey(["probe"]), "probe_holds")
 DAY = date(2026, 3, 3)
 
@@ -25,7 +26,8 @@ def run_probe(instance: dg.DagsterInstance, day: date, *, passes: bool) -> None:
         yield dg.MaterializeResult()
         yield dg.AssetCheckResult(check_name=KEY.name, passed=passes, description="the probe's verdict")
 
-    assert dg.materialize([probe], instance=instance, tags={PARTITION_TAG: day.isoformat()}).success
+    result = dg.materialize([probe], instance=instance, tags={PARTITION_TAG: day.isoformat()}, run_config=QUIET)
+    assert result.success
 
 
 @pytest.fixture

@@ -125,13 +125,13 @@ def screenshot(driver: Any, name: str) -> Path:
     """A full-page PNG in the artifacts folder; its path is printed for whoever reads the test log."""
     folder = Path(os.environ.get(ARTIFACTS_ENV) or REPO / "test-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
-    height = 0
     for _ in range(3):  # the responsive charts re-lay out at the new size, which can move the page's end
-        now = int(driver.execute_script("return document.documentElement.scrollHeight"))
-        if now == height:
+        page, viewport, window = driver.execute_script(
+            "return [document.documentElement.scrollHeight, window.innerHeight, window.outerHeight]"
+        )
+        if viewport >= page:
             break
-        height = now
-        driver.set_window_size(1400, min(height, 16_000))
+        driver.set_window_size(1400, min(page + window - viewport, 16_000))  # the window's frame is not page
     path = folder / name
     assert driver.save_screenshot(str(path))
     print(f"screenshot: {path}")

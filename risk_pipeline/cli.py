@@ -3,7 +3,8 @@
     risk-lake simulate      a simulated trading session into bronze, through the real logger
     risk-lake materialize   silver and gold for every day bronze holds, or a date range
     risk-lake queries       the design guide's three post-mortem queries, over gold
-    risk-lake demo          all three in a row, then the gold tables
+    risk-lake report        the risk-history dashboard: one self-contained HTML file
+    risk-lake demo          all three in a row, then the gold tables and the dashboard
 
 Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``), before or after
 the command's name, with the same meaning (``simulate`` writes through that lake's own spool), and, for an
@@ -46,6 +47,7 @@ from risk_pipeline.defs.resources import lake_resource_from_env
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import Lake, days_between
+from risk_pipeline.report import build_report, default_report_path
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
 from risk_runtime.storage import STORAGE_OPTIONS_ENV, parse_option_flags, storage_options_from_env
@@ -348,7 +350,39 @@ def demo(args: argparse.Namespace) -> int:
         return code
     print()
     show_tables(lake)
-    return run_queries(args)
+    code = run_queries(args)
+    dashboard = build_report(lake, None, None, default_report_path(lake), instance=_instance())
+    print(f"\ndashboard ({dashboard.period}, {dashboard.size_bytes / 1e6:.1f} MB): {dashboard.path}")
+    return code
+
+
+# ---------------------------------------------------------------------------------------------- report
+def report(args: argparse.Namespace) -> int:
+    """Write the dashboard for ``--start`` .. ``--end``; print its path and size. Bad input: one line, exit 2."""
+    days: dict[str, date | None] = {}
+    for name, text in (("--start", args.start), ("--end", args.end)):
+        try:
+            days[name] = None if text is None else _date(text)
+        except ValueError:
+            print(f"risk-lake report: {name} {text!r} is not a day: use YYYY-MM-DD, e.g. 2026-03-02", file=sys.stderr)
+            return 2
+    start, end = days["--start"], days["--end"]
+    try:
+        lake = _lake(args)
+    except ValueError as error:
+        print(f"risk-lake report: {error}", file=sys.stderr)
+        return 2
+    if start is not None and end is not None and start > end:
+        print(f"risk-lake report: --start {start} is after --end {end}", file=sys.stderr)
+        return 2
+    missing = [lake.uri(ref) for ref in GOLD_TABLES if not lake.exists(ref)]
+    if missing:
+        print(f"no gold table at {', '.join(missing)}: run `risk-lake materialize` first", file=sys.stderr)
+        return 1
+    instance = _instance() if os.environ.get("DAGSTER_HOME") else None  # failed checks live in the instance
+    summary = build_report(lake, start, end, args.out, instance=instance)
+    print(f"{summary.path} ({summary.size_bytes:,} bytes, {summary.period}, {summary.charts} charts)")
+    return 0
 
 
 def _date(text: str) -> date:
@@ -404,15 +438,26 @@ def build_parser() -> argparse.ArgumentParser:
     qry = commands.add_parser("queries", parents=[lake_option], help="the post-mortem queries over gold")
     qry.add_argument("--source", default=None, help="only this circuit breaker")
     qry.add_argument("--execution-id", default=None, help="only this trailing stop")
+    rep = commands.add_parser(
+        "report",
+        parents=[lake_option],
+        help="the risk-history dashboard as one HTML file that opens offline",
+        epilog="example: risk-lake report --start 2026-03-02 --end 2026-03-06 --out risk_history.html",
+    )
+    rep.add_argument("--start", default=None, metavar="YYYY-MM-DD", help="first UTC day (default: gold's first day)")
+    rep.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="last UTC day, inclusive (default: gold's last)")
+    rep.add_argument("--out", required=True, type=Path, metavar="FILE.html", help="where to write the page")
     dem = commands.add_parser(
-        "demo", parents=[lake_option], help="simulate, materialise, print the gold tables and the queries"
+        "demo",
+        parents=[lake_option],
+        help="simulate, materialise, print the gold tables and the queries, then build the dashboard",
     )
     simulation_options(dem)
     dem.set_defaults(source=None, execution_id=None)
     return parser
 
 
-COMMANDS = {"simulate": simulate, "materialize": materialize, "queries": run_queries, "demo": demo}
+COMMANDS = {"simulate": simulate, "materialize": materialize, "queries": run_queries, "report": report, "demo": demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ DOMAIN_TAGS: Final[dict[str, str]] = {"domain": "risk"}
 BRONZE_GROUP: Final = "bronze"
 SILVER_GROUP: Final = "silver"
 GOLD_GROUP: Final = "gold"
+REPORTS_GROUP: Final = "reports"
 PIPELINE_GROUPS: Final[tuple[str, ...]] = (SILVER_GROUP, GOLD_GROUP)
 """The groups the pipeline materialises (bronze is written by the trading runtime, not by Dagster)."""
 
@@ -33,6 +34,8 @@ BRONZE_KINDS: Final[frozenset[str]] = frozenset({"deltalake", "pyarrow"})
 """Bronze is a Delta table the runtime appends Arrow batches to."""
 TABLE_KINDS: Final[frozenset[str]] = frozenset({"deltalake", "polars"})
 """Silver and gold are Delta tables computed with polars."""
+REPORT_KINDS: Final[frozenset[str]] = frozenset({"html", "plotly"})
+"""Reports are HTML pages drawn with plotly."""
 
 # ---------------------------------------------------------------------------------------------- resources
 LAKE_RESOURCE_KEY: Final = "lake"

@@ -69,6 +69,15 @@ EXPECTED_ASSETS: dict[str, dict[str, Any]] = {
     "gold/circuit_breaker_transitions": {**_GOLD, "deps": ["gold/circuit_breaker_transitions", "silver/risk_events"]},
     "gold/limit_rejection_stats": {**_GOLD, "deps": ["gold/limit_rejection_stats", "silver/risk_events"]},
     "gold/trailing_stop_outcomes": {**_GOLD, "deps": ["gold/trailing_stop_outcomes", "silver/risk_events"]},
+    "reports/risk_history": {
+        "deps": ["gold/circuit_breaker_transitions", "gold/limit_rejection_stats", "gold/trailing_stop_outcomes"],
+        "group": "reports",
+        "owners": ["team:risk-platform"],
+        "tags": {"domain": "risk", "layer": "reports"},
+        "kinds": ["html", "plotly"],
+        "partitioned": False,
+        "automation_condition": None,
+    },
 }
 
 SILVER_AND_GOLD = sorted(key for key, spec in EXPECTED_ASSETS.items() if spec["group"] in ("silver", "gold"))
@@ -101,6 +110,11 @@ EXPECTED_SENSORS: dict[str, dict[str, Any]] = {
             "silver/risk_events",
             "silver/risk_events_quarantine",
         ],
+    },
+    "risk_history_after_gold": {
+        "default_status": RUNNING,
+        "type": "SensorDefinition",
+        "assets": ["reports/risk_history"],
     },
 }
 

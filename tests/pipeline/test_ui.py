@@ -71,6 +71,11 @@ def test_dg_dev_serves_the_lineage(tmp_path: Path) -> None:
             "gold/circuit_breaker_transitions": ["gold/circuit_breaker_transitions", "silver/risk_events"],
             "gold/trailing_stop_outcomes": ["gold/trailing_stop_outcomes", "silver/risk_events"],
             "gold/limit_rejection_stats": ["gold/limit_rejection_stats", "silver/risk_events"],
+            "reports/risk_history": [
+                "gold/circuit_breaker_transitions",
+                "gold/limit_rejection_stats",
+                "gold/trailing_stop_outcomes",
+            ],
         }
     finally:
         os.killpg(server.pid, signal.SIGTERM)

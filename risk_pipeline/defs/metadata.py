@@ -12,10 +12,9 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from risk_pipeline.columns import description
 from risk_pipeline.defs.constants import OWNERS, TABLE_KINDS, asset_key, layer_tags
 from risk_pipeline.lake import Lake, TableRef
-
-_DESCRIPTION_KEY = b"description"
 
 
 def column_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -29,11 +28,10 @@ def column_schema(schema: pa.Schema) -> dg.TableSchema:
 
 
 def _column(field: pa.Field) -> dg.TableColumn:
-    description = (field.metadata or {}).get(_DESCRIPTION_KEY)
     return dg.TableColumn(
         name=field.name,
         type=str(field.type),
-        description=description.decode() if description else None,
+        description=description(field),
         constraints=None if field.nullable else dg.TableColumnConstraints(nullable=False),
     )
 

@@ -31,7 +31,8 @@ def partitions_start() -> str:
     try:
         return date.fromisoformat(value).isoformat()
     except ValueError:
-        raise ValueError(f"${PARTITIONS_START_ENV} must be a day as YYYY-MM-DD, e.g. 2026-03-02; got {value!r}") from None
+        message = f"${PARTITIONS_START_ENV} must be a day as YYYY-MM-DD, e.g. 2026-03-02; got {value!r}"
+        raise ValueError(message) from None
 
 
 daily_partitions: Final = dg.DailyPartitionsDefinition(

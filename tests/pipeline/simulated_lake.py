@@ -45,7 +45,6 @@ class SimulatedLake:
         spool = str(self.spool)
         return run_cli("--lake", str(self.root), *args, dagster_home=self.dagster_home, RISK_SPOOL_DIR=spool, **env)
 
-
     @contextmanager
     def instance(self) -> Iterator[dg.DagsterInstance]:
         """The lake's Dagster instance (its storage is located by ``$DAGSTER_HOME``, set while it is open)."""

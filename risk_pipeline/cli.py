@@ -2,8 +2,8 @@
 
     risk-lake simulate      a simulated trading session into bronze, through the real logger
     risk-lake materialize   silver and gold for every day bronze holds, or a date range
-    risk-lake queries       the design guide's three post-mortem queries, over gold
-    risk-lake demo          all three in a row, then the gold tables
+    risk-lake queries       the design guide's post-mortem queries over gold: summaries, then rows
+    risk-lake demo          all three in a row, ending with the queries' summary
 
 Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``), before or after
 the command's name, with the same meaning (``simulate`` writes through that lake's own spool), and, for an
@@ -16,6 +16,13 @@ instance (its concurrency pools, see :mod:`risk_pipeline.defs.ordering`).
 A failure is never exit 0: ``materialize`` (and ``demo``) exit 1 when a run or any check fails,
 blocking or not, after printing each failed check with its facts; ``--allow-check-failures`` lets
 failed checks (not failed runs) exit 0. ``queries`` on a lake without gold exits 1.
+
+``queries`` is for analysts: by default a report for an 80-column terminal (summaries per breaker, of the
+trailing stops and of limit rejections first, then a few detail rows, ids shortened, one-line UTC
+timestamps; :mod:`risk_pipeline.report_text` shapes it), filtered by UTC days (``--start/--end``,
+inclusive), breaker, stop or underlying; ``--format csv|json`` gives every row, full ids and ISO
+timestamps. A bad argument, or a lake that does not exist, is one line on stderr and a non-zero exit
+(2 for the arguments, 1 for the lake), never a traceback.
 """
 
 from __future__ import annotations

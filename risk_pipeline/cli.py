@@ -2,9 +2,9 @@
 
     risk-lake simulate      a simulated trading session into bronze, through the real logger
     risk-lake materialize   silver and gold for every day bronze holds, or a date range
-    risk-lake queries       the design guide's three post-mortem queries, over gold
+    risk-lake queries       the design guide's post-mortem queries over gold: summaries, then rows
     risk-lake report        the risk-history dashboard: one self-contained HTML file
-    risk-lake demo          all three in a row, then the gold tables and the dashboard
+    risk-lake demo          all three in a row, ending with the queries' summary and the dashboard
 
 Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``), before or after
 the command's name, with the same meaning (``simulate`` writes through that lake's own spool), and, for an
@@ -17,6 +17,13 @@ instance (its concurrency pools, see :mod:`risk_pipeline.defs.ordering`).
 A failure is never exit 0: ``materialize`` (and ``demo``) exit 1 when a run or any check fails,
 blocking or not, after printing each failed check with its facts; ``--allow-check-failures`` lets
 failed checks (not failed runs) exit 0. ``queries`` on a lake without gold exits 1.
+
+``queries`` is for analysts: by default a report for an 80-column terminal (summaries per breaker, of the
+trailing stops and of limit rejections first, then a few detail rows, ids shortened, one-line UTC
+timestamps; :mod:`risk_pipeline.report_text` shapes it), filtered by UTC days (``--start/--end``,
+inclusive), breaker, stop or underlying; ``--format csv|json`` gives every row, full ids and ISO
+timestamps. A bad argument, or a lake that does not exist, is one line on stderr and a non-zero exit
+(2 for the arguments, 1 for the lake), never a traceback.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import dagster as dg
 import polars as pl
@@ -42,12 +49,15 @@ from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS, GOLD_GROUP, SILVER_
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
+from risk_pipeline.defs.metadata import table_rows
 from risk_pipeline.defs.ordering import gold_through, partition_tags
+from risk_pipeline.defs.partitions import PARTITIONS_START_ENV
 from risk_pipeline.defs.resources import lake_resource_from_env
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
-from risk_pipeline.lake import Lake, days_between
+from risk_pipeline.lake import Lake, TableRef, days_between
 from risk_pipeline.report import build_report, default_report_path
+from risk_pipeline.report_text import FORMATS, Section, duration, render_csv, render_json, render_table
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
 from risk_runtime.storage import STORAGE_OPTIONS_ENV, parse_option_flags, storage_options_from_env
@@ -298,6 +308,7 @@ def exit_code(outcome: Materialized, *, allow_check_failures: bool = False) -> i
 
 def materialize(args: argparse.Namespace) -> int:
     lake = _lake(args)
+    require_lake(lake, [BRONZE_RISK_EVENTS])
     days = _days(lake, args.start, args.end)
     if not days:
         print(f"bronze at {lake.uri(BRONZE_RISK_EVENTS)} holds no days in that range", file=sys.stderr)
@@ -311,31 +322,176 @@ def materialize(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- queries
 GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS)
+SECTIONS: Final = ("breakers", "stops", "stops_by_underlying", "rejections", "transitions", "triggered_stops")
+"""The report's blocks, in order (``--table`` picks one): summaries first, then the detail rows."""
 
 
-def _show(title: str, frame: pl.DataFrame, rows: int = 20) -> None:
-    print(f"\n== {title} ({frame.height} rows)")
-    with pl.Config(tbl_rows=rows, tbl_cols=16, tbl_width_chars=160, fmt_str_lengths=24):
-        print(frame.head(rows) if frame.height else "(empty)")
+class CliError(Exception):
+    """A request the command cannot serve (a missing lake, an empty range): one line on stderr, exit 1."""
+
+
+def require_lake(lake: Lake, tables: Sequence[TableRef]) -> None:
+    """Refuse a lake that does not exist, or lacks ``tables``, naming what is missing and what to run."""
+    missing = [ref for ref in tables if not lake.exists(ref)]
+    if not missing:
+        return
+    if not any(lake.exists(ref) for ref in (BRONZE_RISK_EVENTS, SILVER, *GOLD_TABLES)):
+        raise CliError(
+            f"no lake at {lake.location} (check --lake or ${LAKE_ROOT_ENV}; `risk-lake simulate` writes one)"
+        )
+    names = ", ".join(str(ref) for ref in missing)
+    after = "run `risk-lake materialize` first" if BRONZE_RISK_EVENTS not in missing else "nothing has landed yet"
+    raise CliError(f"the lake at {lake.location} has no {names}: {after}")
+
+
+def query_sections(lake: Lake, args: argparse.Namespace) -> list[Section]:
+    """The report's sections for the filters in ``args`` (days inclusive)."""
+    start, end = args.start, args.end + timedelta(days=1) if args.end else None
+    history = queries.circuit_breaker_history(lake, source=args.source, start=start, end=end)
+    stops = {"underlying": args.symbol, "start": start, "end": end}
+    outcomes = queries.trailing_stop_outcomes(lake, args.execution_id, **stops)
+    triggered = queries.trailing_stop_profit(lake, args.execution_id, **stops)
+    rejections = queries.rejections_by_limit_type(lake, start, end)
+    breakers = queries.breaker_summary(history)
+    overall = queries.stop_summary(outcomes)
+    by_underlying = queries.stop_summary(outcomes, by="underlying")
+    col = pl.col
+    sections = [
+        Section(
+            "breakers",
+            "Circuit breakers: opens and time spent OPEN",
+            breakers,
+            breakers.select(
+                col("source").alias("breaker"),
+                col("opens"),
+                _durations("seconds_open").alias("time OPEN"),
+                _durations("longest_open_seconds").alias("longest OPEN"),
+                col("transitions"),
+                col("invalid"),
+            ),
+        ),
+        Section("stops", "Trailing stops", overall, _stops_text(overall.row(0, named=True))),
+        Section(
+            "stops_by_underlying",
+            "Trailing stops by underlying (profit locked and giveback over triggered stops)",
+            by_underlying,
+            by_underlying.select(
+                col("underlying"),
+                col("stops"),
+                col("triggered"),
+                (col("trigger_rate") * 100).round(1).alias("trig %"),
+                col("profit_locked_total").alias("locked"),
+                col("profit_locked_mean").alias("mean"),
+                col("giveback_total").alias("giveback"),
+                col("giveback_mean").alias("mean gb"),
+            ),
+        ),
+        Section(
+            "rejections",
+            "Portfolio limit rejections by limit type",
+            rejections,
+            rejections.select(
+                col("limit_type").alias("limit type"),
+                col("rejection_count").alias("rejected"),
+                col("warning_count").alias("warned"),
+                col("avg_current_value").alias("avg value"),
+                col("avg_limit_value").alias("avg limit"),
+                col("max_utilization").alias("worst util"),
+            ),
+        ),
+        Section(
+            "transitions",
+            "Circuit breaker transitions",
+            history,
+            history.select(
+                col("timestamp").alias("time (UTC)"),
+                col("source").alias("breaker"),
+                col("old_state").alias("from"),
+                col("new_state").alias("to"),
+                _durations("seconds_in_old_state").alias("after"),
+                pl.when(col("is_valid")).then(pl.lit("")).otherwise(pl.lit("NO")).alias("legal"),
+            ),
+            detail=True,
+        ),
+        Section(
+            "triggered_stops",
+            "Triggered trailing stops",
+            triggered,
+            triggered.select(
+                col("triggered_at").alias("triggered (UTC)"),
+                col("execution_id").alias("stop"),
+                col("symbol"),
+                col("entry_premium").alias("entry"),
+                col("profit_locked").alias("locked"),
+                col("giveback"),
+            ),
+            detail=True,
+        ),
+    ]
+    return sections
+
+
+def _durations(column: str) -> pl.Expr:
+    return pl.col(column).map_elements(duration, return_dtype=pl.String).fill_null("-")
+
+
+def _headline(lake: Lake, args: argparse.Namespace) -> list[str]:
+    if args.start is None and args.end is None:
+        days = "every day the lake holds"
+    else:
+        first = args.start.isoformat() if args.start else "the first day"
+        days = f"{first} .. {args.end.isoformat() if args.end else 'the last day'} (inclusive)"
+    lines = [f"Risk lake {lake.location}", f"UTC days: {days}"]
+    filters = [
+        f"{name} {value}"
+        for name, value in (("breaker", args.source), ("stop", args.execution_id), ("underlying", args.symbol))
+        if value
+    ]
+    if filters:
+        lines.append(f"only {', '.join(filters)}")
+    return lines
+
+
+def _stops_text(stops: dict[str, Any]) -> str:
+    rate = "-" if stops["trigger_rate"] is None else f"{stops['trigger_rate']:.1%}"
+    return "\n".join(
+        [
+            f" {stops['stops']:,} stops: {stops['triggered']:,} triggered, {stops['removed']:,} removed, "
+            f"{stops['open']:,} open",
+            f" trigger rate {rate} (of the stops that ended)",
+            f" profit locked: total {stops['profit_locked_total']:,.2f}, mean {_number(stops['profit_locked_mean'])}",
+            f" giveback from the peak: total {stops['giveback_total']:,.2f}, mean {_number(stops['giveback_mean'])}",
+        ]
+    )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
 
 
 def run_queries(args: argparse.Namespace) -> int:
     lake = _lake(args)
-    missing = [lake.uri(ref) for ref in GOLD_TABLES if not lake.exists(ref)]
-    if missing:
-        print(f"no gold table at {', '.join(missing)}: run `risk-lake materialize` first", file=sys.stderr)
-        return 1
-    _show("Circuit breaker state history", queries.circuit_breaker_history(lake, source=args.source))
-    _show("Trailing stop profit locked", queries.trailing_stop_profit(lake, execution_id=args.execution_id))
-    _show("Portfolio limit rejections by limit type", queries.rejections_by_limit_type(lake))
+    require_lake(lake, GOLD_TABLES)
+    sections = query_sections(lake, args)
+    chosen = [s for s in sections if args.table in ("all", s.name)]
+    if args.format == "csv":
+        print(render_csv(chosen))
+    elif args.format == "json":
+        filters = {k: _plain(getattr(args, k)) for k in ("start", "end", "source", "execution_id", "symbol")}
+        print(render_json(chosen, {"lake": lake.location, "filters": filters}))
+    else:
+        print(render_table(chosen, _headline(lake, args), args.limit))
     return 0
 
 
-def show_tables(lake: Lake) -> None:
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+def show_counts(lake: Lake) -> None:
+    """How many rows silver and its quarantine hold (from the Delta log)."""
     for ref in (SILVER, QUARANTINE):
-        print(f"{ref}: {lake.read_all(ref, columns=['event_id']).height:,} rows")
-    for ref in GOLD_TABLES:
-        _show(str(ref), lake.read_all(ref), rows=12)
+        print(f"{ref}: {table_rows(lake, ref):,} rows")
 
 
 # ---------------------------------------------------------------------------------------------- demo
@@ -343,50 +499,50 @@ def demo(args: argparse.Namespace) -> int:
     lake = _lake(args)
     if simulate(args) != 0:
         return 1
+    first_day = args.start.isoformat()
+    if not os.environ.get(PARTITIONS_START_ENV):
+        # The lake's first day is the partitions' first day, so the UI's partition bars are about this lake.
+        os.environ[PARTITIONS_START_ENV] = first_day
     days = _days(lake, args.start, None)
     print(f"\nmaterialising silver and gold for {len(days)} day(s)")
     code = exit_code(materialize_days(days, lake=lake))
     if code != 0:
         return code
     print()
-    show_tables(lake)
+    show_counts(lake)
     code = run_queries(args)
     dashboard = build_report(lake, None, None, default_report_path(lake), instance=_instance())
     print(f"\ndashboard ({dashboard.period}, {dashboard.size_bytes / 1e6:.1f} MB): {dashboard.path}")
+    print(f"Dagster UI: {PARTITIONS_START_ENV}={os.environ[PARTITIONS_START_ENV]} make dev")
     return code
 
 
 # ---------------------------------------------------------------------------------------------- report
 def report(args: argparse.Namespace) -> int:
-    """Write the dashboard for ``--start`` .. ``--end``; print its path and size. Bad input: one line, exit 2."""
-    days: dict[str, date | None] = {}
-    for name, text in (("--start", args.start), ("--end", args.end)):
-        try:
-            days[name] = None if text is None else _date(text)
-        except ValueError:
-            print(f"risk-lake report: {name} {text!r} is not a day: use YYYY-MM-DD, e.g. 2026-03-02", file=sys.stderr)
-            return 2
-    start, end = days["--start"], days["--end"]
-    try:
-        lake = _lake(args)
-    except ValueError as error:
-        print(f"risk-lake report: {error}", file=sys.stderr)
-        return 2
-    if start is not None and end is not None and start > end:
-        print(f"risk-lake report: --start {start} is after --end {end}", file=sys.stderr)
-        return 2
-    missing = [lake.uri(ref) for ref in GOLD_TABLES if not lake.exists(ref)]
-    if missing:
-        print(f"no gold table at {', '.join(missing)}: run `risk-lake materialize` first", file=sys.stderr)
-        return 1
+    """Write the dashboard for ``--start`` .. ``--end`` and print its path and size."""
+    lake = _lake(args)
+    require_lake(lake, GOLD_TABLES)
     instance = _instance() if os.environ.get("DAGSTER_HOME") else None  # failed checks live in the instance
-    summary = build_report(lake, start, end, args.out, instance=instance)
+    summary = build_report(lake, args.start, args.end, args.out, instance=instance)
     print(f"{summary.path} ({summary.size_bytes:,} bytes, {summary.period}, {summary.charts} charts)")
     return 0
 
 
 def _date(text: str) -> date:
-    return date.fromisoformat(text)
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a day: {text!r} (expected YYYY-MM-DD, e.g. 2026-03-02)") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _storage_option(text: str) -> str:
@@ -397,9 +553,30 @@ def _storage_option(text: str) -> str:
     return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments are one line on stderr and exit 2: what was wrong, and where the help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+DAY_METAVAR: Final = "YYYY-MM-DD"
+QUERIES_EXAMPLES: Final = """\
+examples:
+  risk-lake queries --start 2026-03-02 --end 2026-03-04
+  risk-lake queries --source orders.cboe --limit 50
+  risk-lake queries --symbol SPY --format csv --table triggered_stops > spy_stops.csv
+  risk-lake queries --format json > report.json
+
+Days are UTC, inclusive. --source narrows the breakers, --execution-id and --symbol (the option's
+underlying) the trailing stops; limit rejections are per limit type and day, so only days narrow them.
+csv and json carry every row with full ids and ISO 8601 UTC timestamps; csv of several tables writes
+one block per table, each after a "# <table>" line (--table picks one: plain CSV)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     lake_help = f"lake root (default: ${LAKE_ROOT_ENV}, else data/lake); the spool follows it"
-    parser = argparse.ArgumentParser(prog="risk-lake", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="risk-lake", description=__doc__.splitlines()[0])
     parser.add_argument("--lake", default=None, help=lake_help)
     parser.add_argument(
         "--storage-option",
@@ -416,44 +593,68 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     def simulation_options(command: argparse.ArgumentParser) -> None:
-        command.add_argument("--days", type=int, default=3, help="simulated trading days (default 3)")
-        command.add_argument("--events", type=int, default=20_000, help="about this many events in all")
+        command.add_argument("--days", type=_positive, default=3, help="simulated trading days (default 3)")
+        command.add_argument("--events", type=_positive, default=20_000, help="about this many events in all")
         command.add_argument("--seed", type=int, default=7)
         command.add_argument(
-            "--start", type=_date, default=None, help="first day (default: the last day simulated is yesterday)"
+            "--start",
+            type=_date,
+            default=None,
+            metavar=DAY_METAVAR,
+            help="first UTC day, e.g. 2026-03-02 (default: the last day simulated is yesterday)",
         )
+
+    def day_range(command: argparse.ArgumentParser, first: str, last: str) -> None:
+        command.add_argument("--start", type=_date, default=None, metavar=DAY_METAVAR, help=first)
+        command.add_argument("--end", type=_date, default=None, metavar=DAY_METAVAR, help=last)
 
     simulation_options(
         commands.add_parser("simulate", parents=[lake_option], help="a simulated trading session into bronze")
     )
     mat = commands.add_parser("materialize", parents=[lake_option], help="silver and gold for the days bronze holds")
-    mat.add_argument("--start", type=_date, default=None, help="first day (default: the earliest in bronze)")
-    mat.add_argument("--end", type=_date, default=None, help="last day, inclusive (default: the latest)")
+    day_range(
+        mat,
+        "first UTC day, e.g. 2026-03-02 (default: the earliest in bronze)",
+        "last UTC day, inclusive, e.g. 2026-03-04 (default: the latest)",
+    )
     mat.add_argument("--single-run", action="store_true", help="one run for the whole range (a backfill)")
     mat.add_argument(
         "--allow-check-failures",
         action="store_true",
         help="exit 0 when every run succeeded even if checks failed (they are still printed)",
     )
-    qry = commands.add_parser("queries", parents=[lake_option], help="the post-mortem queries over gold")
-    qry.add_argument("--source", default=None, help="only this circuit breaker")
-    qry.add_argument("--execution-id", default=None, help="only this trailing stop")
+    qry = commands.add_parser(
+        "queries",
+        parents=[lake_option],
+        help="the post-mortem queries over gold: summaries, then rows",
+        description="Summaries first (per breaker, trailing stops, limit rejections), then the detail rows.",
+        epilog=QUERIES_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    day_range(qry, "first UTC day, e.g. 2026-03-02 (default: all days)", "last UTC day, inclusive, e.g. 2026-03-04")
+    qry.add_argument("--source", default=None, metavar="BREAKER", help="only this circuit breaker, e.g. orders.cboe")
+    qry.add_argument("--execution-id", default=None, metavar="ID", help="only this trailing stop (its full id)")
+    qry.add_argument("--symbol", default=None, metavar="UNDERLYING", help="only stops on this underlying, e.g. SPY")
+    qry.add_argument(
+        "--limit", type=_positive, default=10, metavar="N", help="detail rows shown in table format (default 10)"
+    )
+    qry.add_argument("--format", choices=FORMATS, default="table", help="table (default, 80 columns), csv or json")
+    qry.add_argument("--table", choices=("all", *SECTIONS), default="all", help="only this table (default: all)")
     rep = commands.add_parser(
         "report",
         parents=[lake_option],
         help="the risk-history dashboard as one HTML file that opens offline",
         epilog="example: risk-lake report --start 2026-03-02 --end 2026-03-06 --out risk_history.html",
     )
-    rep.add_argument("--start", default=None, metavar="YYYY-MM-DD", help="first UTC day (default: gold's first day)")
-    rep.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="last UTC day, inclusive (default: gold's last)")
+    day_range(
+        rep, "first UTC day, e.g. 2026-03-02 (default: gold's first)", "last UTC day, inclusive (default: gold's last)"
+    )
     rep.add_argument("--out", required=True, type=Path, metavar="FILE.html", help="where to write the page")
     dem = commands.add_parser(
-        "demo",
-        parents=[lake_option],
-        help="simulate, materialise, print the gold tables and the queries, then build the dashboard",
+        "demo", parents=[lake_option], help="simulate, materialise, then the queries' summary and the dashboard"
     )
     simulation_options(dem)
-    dem.set_defaults(source=None, execution_id=None)
+    dem.set_defaults(end=None, source=None, execution_id=None, symbol=None, limit=5, format="table", table="all")
     return parser
 
 
@@ -461,8 +662,19 @@ COMMANDS = {"simulate": simulate, "materialize": materialize, "queries": run_que
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if start is not None and end is not None and start > end:
+        parser.exit(2, f"risk-lake {args.command}: error: --start {start} is after --end {end}\n")
+    try:
+        return COMMANDS[args.command](args)
+    except (CliError, ValueError) as exc:  # a request the lake cannot serve, or a bad root or setting
+        print(f"risk-lake {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader left (`| head`): not an error of ours, and no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

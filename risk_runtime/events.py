@@ -232,3 +232,41 @@ BRONZE_SCHEMA: Final = pa.schema(
 """The bronze ``risk_events`` table: every event field, plus the logger's accounting columns."""
 
 BRONZE_PARTITION_COLUMNS: Final = ("event_date",)
+
+BRONZE_COLUMN_DESCRIPTIONS: Final[dict[str, str]] = {
+    "event_type": "What happened, e.g. circuit_breaker_state_change, trailing_stop_trigger, portfolio_limit_rejection.",
+    "component": "The kind of component that logged it: circuit_breaker, trailing_stop, portfolio_limits, ...",
+    "timestamp": "When the component made the decision, UTC (microseconds).",
+    "event_id": "A random UUID given when the event is created; unique across the lake (silver enforces it).",
+    "source": "The emitting instance, e.g. a circuit breaker's name (orders.cboe).",
+    "execution_id": "The trailing stop's position id (trailing-stop events).",
+    "symbol": "The instrument the trailing stop protects (trailing-stop events).",
+    "old_state": "The breaker's state before the change: CLOSED, OPEN or HALF_OPEN.",
+    "new_state": "The breaker's state after the change: CLOSED, OPEN or HALF_OPEN.",
+    "failure_count": "The breaker's consecutive failures when the event was logged.",
+    "entry_premium": "The option premium the position was entered at.",
+    "current_premium": "The option premium at this event.",
+    "highest_premium": "The highest premium seen since the stop was added (the trail's anchor).",
+    "stop_premium": "The premium at which the stop triggers: max(entry, highest x (1 - trailing_pct)) once active.",
+    "action": "The trailing stop's step: ADD, ACTIVATE, UPDATE, TRIGGER or REMOVE.",
+    "limit_type": "Which portfolio limit was checked (a closed set: portfolio_delta, symbol_delta, open_positions).",
+    "current_value": "The limit's measured value after the trade, in the limit's own unit.",
+    "limit_value": "The configured limit it was checked against.",
+    "allowed": "Whether the portfolio-limit check let the trade through.",
+    "rejection_reason": "Why a trade was rejected, in the component's words.",
+    "metadata": "Extra context as a JSON object, or null.",
+    "underlying": "The option's underlying ticker (schema version 2).",
+    "option_right": "C (call) or P (put) (schema version 2).",
+    "strike": "The option's strike price (schema version 2).",
+    "expiry": "The option's expiry day, in the exchange's calendar (schema version 2).",
+    "option_delta": "The option's delta at the event, in [-1, 1] (schema version 2).",
+    "underlying_price": "The underlying's price at the event (schema version 2).",
+    "schema_version": "The event schema version the writer used; silver upcasts older rows.",
+    "writer_id": "The logger instance that accepted the event (one per process start).",
+    "sequence": "The writer's gap-free event number, 1, 2, 3, ...: a hole is a lost event.",
+    "event_date": "The UTC day of timestamp; the table's partition.",
+    "ingest_errors": "Values that could not be stored in their typed column (nulled), and why; null when none.",
+    "ingested_at": "When the shipper committed the row to bronze, UTC.",
+}
+"""What each bronze column means, for the catalog (the pipeline attaches them as Arrow field metadata)."""
+assert set(BRONZE_COLUMN_DESCRIPTIONS) == set(BRONZE_SCHEMA.names), "every bronze column is described"

@@ -9,6 +9,7 @@ able to refresh today's silver, not only yesterday's.
 from __future__ import annotations
 
 import os
+from datetime import date
 from typing import Final
 
 import dagster as dg
@@ -18,12 +19,20 @@ DEFAULT_PARTITIONS_START: Final = "2026-01-01"
 
 
 def partitions_start() -> str:
-    """The first day of the lake: ``$RISK_PARTITIONS_START`` (ISO day), else 2026-01-01.
+    """The first day of the lake: ``$RISK_PARTITIONS_START`` (``YYYY-MM-DD``), else 2026-01-01.
 
     Configurable so a deployment with older history (or a test lake) can extend the range without a
-    code change; days before it are never requested.
+    code change; days before it are never requested. Set it near the lake's first day: the UI's partition
+    bars count every day from it, so a start months before the data reads "0% filled". Read when the
+    code location loads (``risk-lake demo`` sets it to its first simulated day when unset). A value that
+    is not an ISO day is refused with the variable's name, not deep inside Dagster.
     """
-    return os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START
+    value = os.environ.get(PARTITIONS_START_ENV) or DEFAULT_PARTITIONS_START
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        message = f"${PARTITIONS_START_ENV} must be a day as YYYY-MM-DD, e.g. 2026-03-02; got {value!r}"
+        raise ValueError(message) from None
 
 
 daily_partitions: Final = dg.DailyPartitionsDefinition(

@@ -88,7 +88,7 @@ def test_the_lake_on_object_storage(
     assert built[2] > 0
     cli("materialize", "--single-run")
     assert (rows(lake, SILVER), rows(lake, QUARANTINE), rows(lake, CIRCUIT_BREAKER_TRANSITIONS)) == built
-    assert "Circuit breaker state history" in cli("queries")
+    assert "Circuit breaker transitions" in cli("queries")
 
     # The code location's own binding of the lake resource, as a sensor and the maintenance job get it.
     resource = lake_resource_from_env()

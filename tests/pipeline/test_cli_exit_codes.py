@@ -73,5 +73,5 @@ def test_queries_on_a_lake_that_does_not_exist_fail(
     missing = tmp_path / "nowhere"
 
     assert cli.main(["--lake", str(missing), "queries"]) == 1
-    assert "no gold table" in capsys.readouterr().err
+    assert "no lake at" in capsys.readouterr().err
     assert cli.main(["--lake", str(missing), "materialize"]) == 1

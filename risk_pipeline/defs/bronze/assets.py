@@ -12,15 +12,21 @@ from typing import Final
 
 import dagster as dg
 
+from risk_pipeline.columns import described
 from risk_pipeline.defs.constants import (
     BRONZE_GROUP,
     BRONZE_KINDS,
     BRONZE_RISK_EVENTS,
 )
 from risk_pipeline.defs.metadata import table_asset
-from risk_runtime.events import BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA
+from risk_runtime.events import BRONZE_COLUMN_DESCRIPTIONS, BRONZE_PARTITION_COLUMNS, BRONZE_SCHEMA
 
-_BRONZE = table_asset(BRONZE_RISK_EVENTS, BRONZE_SCHEMA, BRONZE_GROUP, kinds=BRONZE_KINDS)
+_BRONZE = table_asset(
+    BRONZE_RISK_EVENTS,
+    described(BRONZE_SCHEMA, BRONZE_COLUMN_DESCRIPTIONS),
+    BRONZE_GROUP,
+    kinds=BRONZE_KINDS,
+)
 
 bronze_risk_events: Final = dg.AssetSpec(
     description=(

@@ -16,6 +16,11 @@ each tick, turns the commits after it into the UTC days they touched:
 sensor compares each bronze day with what silver made of it (:func:`days_behind`) and asks only for days
 whose silver is missing or older than their bronze; then it follows versions from the current one.
 
+**Bronze is observed.** Dagster never materialises bronze (trading processes write it), so each tick that
+finds a new version also records an ``AssetObservation`` of the table -- its Delta version, rows and data
+files, from the log -- the intended way to report an external asset: its page then has a history of sizes
+instead of "Never materialized".
+
 **One run per tick, in order.** Gold day D starts from gold D-1's carried state, so a change to day
 D-k must rebuild gold D-k through the latest gold day built (:mod:`risk_pipeline.defs.ordering`). The
 sensor asks for one run over that range -- silver and gold, built day by day in calendar order -- tagged
@@ -42,7 +47,9 @@ from risk_pipeline.defs.constants import (
     BRONZE_RISK_EVENTS,
     GOLD_GROUP,
     SILVER_GROUP,
+    asset_key,
 )
+from risk_pipeline.defs.metadata import snapshot_facts
 from risk_pipeline.defs.ordering import (
     CHANGED_DAYS_TAG,
     PARTITION_TAG,
@@ -303,6 +310,7 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
         return dg.SkipReason(f"no bronze table at {uri} yet")
     if version == since:
         return dg.SkipReason(f"bronze unchanged at version {version}")
+    observed = [observe_bronze(store)]
 
     versions = version_range(since, version)
     days = set(days_to_build(store, days))  # out-of-window days are filed under their ingestion days
@@ -320,13 +328,14 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
             if since is None
             else f"bronze versions {versions} changed no rows"
         )
-        return dg.SensorResult(skip_reason=reason, cursor=write_cursor(version))
+        return dg.SensorResult(skip_reason=reason, cursor=write_cursor(version), asset_events=observed)
     first, last = changed[0], gold_through(store, changed[-1])
     if already_waiting(context.instance, SENSOR_NAME, first, last):
         context.log.info("a run still queued for %s .. %s will read these commits", first, last)
         return dg.SensorResult(
             skip_reason=f"bronze versions {versions} touched only days a run still queued covers",
             cursor=write_cursor(version),
+            asset_events=observed,
         )
     run = dg.RunRequest(
         run_key=run_key(first, last, since, version),
@@ -345,4 +354,10 @@ def bronze_sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg
         first,
         last,
     )
-    return dg.SensorResult(run_requests=[run], cursor=write_cursor(version))
+    return dg.SensorResult(run_requests=[run], cursor=write_cursor(version), asset_events=observed)
+
+
+def observe_bronze(lake: Lake) -> dg.AssetObservation:
+    """An observation of bronze as it is now: Delta version, row count and file count (the log only)."""
+    facts = snapshot_facts(lake, BRONZE_RISK_EVENTS)
+    return dg.AssetObservation(asset_key=asset_key(BRONZE_RISK_EVENTS), metadata=dict(facts))

@@ -35,7 +35,8 @@ from risk_pipeline.defs.gold.checks import (
     rejection_checks,
     transitions_checks,
 )
-from risk_pipeline.defs.metadata import table_asset
+from risk_pipeline.defs.gold.preview import preview
+from risk_pipeline.defs.metadata import row_counts, table_asset
 from risk_pipeline.defs.ordering import GOLD_POOL, PREVIOUS_DAY, gold_missing_before
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
@@ -182,6 +183,7 @@ def gold_tables(
         )
     selected = [table for table in GOLD_TABLES if table.key in context.selected_asset_keys]
     outcomes = build_gold_tables(selected, lake.lake, start, end, context.run_id)
+    the_lake = lake.lake()
     for outcome in outcomes:
         name = outcome.table.table
         if outcome.result is None:
@@ -191,7 +193,8 @@ def gold_tables(
         yield dg.MaterializeResult(
             asset_key=outcome.table.key,
             metadata={
-                "dagster/row_count": outcome.result.rows_written,
+                **row_counts(the_lake, name, start, end, written=outcome.result.rows_written),
+                "preview": preview(the_lake, name, start, end),
                 "rows_per_day": dg.MetadataValue.json({d.isoformat(): n for d, n in outcome.result.per_day.items()}),
                 "carried_from": str(outcome.result.carried_from) if outcome.result.carried_from else "empty state",
             },

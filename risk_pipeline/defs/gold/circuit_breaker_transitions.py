@@ -25,6 +25,7 @@ from typing import Final
 import polars as pl
 import pyarrow as pa
 
+from risk_pipeline.columns import described
 from risk_pipeline.defs.gold.carry import (
     ORDER_COLUMNS,
     DayBatch,
@@ -40,19 +41,33 @@ from risk_runtime.events import TIMESTAMP, RiskEventType
 CIRCUIT_BREAKER_TRANSITIONS: Final = TableRef("gold", "circuit_breaker_transitions")
 CIRCUIT_BREAKER_STATE: Final = TableRef("gold", "_circuit_breaker_state")
 
-SCHEMA: Final = pa.schema(
-    [
-        pa.field("event_id", pa.string()),
-        pa.field("source", pa.string()),
-        pa.field("timestamp", TIMESTAMP),
-        pa.field("old_state", pa.string()),
-        pa.field("new_state", pa.string()),
-        pa.field("failure_count", pa.int64()),
-        pa.field("prev_new_state", pa.string()),
-        pa.field("seconds_in_old_state", pa.float64()),
-        pa.field("is_valid", pa.bool_(), nullable=False),
-        pa.field(DAY_COLUMN, pa.date32(), nullable=False),
-    ]
+SCHEMA: Final = described(
+    pa.schema(
+        [
+            pa.field("event_id", pa.string()),
+            pa.field("source", pa.string()),
+            pa.field("timestamp", TIMESTAMP),
+            pa.field("old_state", pa.string()),
+            pa.field("new_state", pa.string()),
+            pa.field("failure_count", pa.int64()),
+            pa.field("prev_new_state", pa.string()),
+            pa.field("seconds_in_old_state", pa.float64()),
+            pa.field("is_valid", pa.bool_(), nullable=False),
+            pa.field(DAY_COLUMN, pa.date32(), nullable=False),
+        ]
+    ),
+    {
+        "event_id": "The silver event this transition is (its UUID).",
+        "source": "The circuit breaker's name.",
+        "timestamp": "When the breaker changed state, UTC.",
+        "old_state": "The state it left: CLOSED, OPEN or HALF_OPEN.",
+        "new_state": "The state it entered: CLOSED, OPEN or HALF_OPEN.",
+        "failure_count": "Consecutive failures the breaker counted at the change.",
+        "prev_new_state": "The state the same breaker's previous transition entered (across days); null for its first.",
+        "seconds_in_old_state": "Seconds since the same breaker's previous transition (time spent in old_state).",
+        "is_valid": "A legal transition that continues from the breaker's previous state.",
+        DAY_COLUMN: "The UTC day of timestamp; the partition.",
+    },
 )
 """The transitions table (``event_date`` is the UTC day of ``timestamp``, the partition)."""
 

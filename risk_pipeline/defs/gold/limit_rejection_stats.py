@@ -27,24 +27,38 @@ from typing import Final
 import polars as pl
 import pyarrow as pa
 
+from risk_pipeline.columns import described
 from risk_pipeline.defs.gold.carry import DayBatch, GoldResult, silver_days
 from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
 from risk_runtime.events import RiskEventType
 
 LIMIT_REJECTION_STATS: Final = TableRef("gold", "limit_rejection_stats")
 
-SCHEMA: Final = pa.schema(
-    [
-        pa.field("limit_type", pa.string()),
-        pa.field("rejection_count", pa.int64(), nullable=False),
-        pa.field("avg_current_value", pa.float64()),
-        pa.field("avg_limit_value", pa.float64()),
-        pa.field("warning_count", pa.int64(), nullable=False),
-        pa.field("max_utilization", pa.float64()),
-        pa.field("checks_total", pa.int64(), nullable=False),
-        pa.field("rejection_rate", pa.float64()),
-        pa.field(DAY_COLUMN, pa.date32(), nullable=False),
-    ]
+SCHEMA: Final = described(
+    pa.schema(
+        [
+            pa.field("limit_type", pa.string()),
+            pa.field("rejection_count", pa.int64(), nullable=False),
+            pa.field("avg_current_value", pa.float64()),
+            pa.field("avg_limit_value", pa.float64()),
+            pa.field("warning_count", pa.int64(), nullable=False),
+            pa.field("max_utilization", pa.float64()),
+            pa.field("checks_total", pa.int64(), nullable=False),
+            pa.field("rejection_rate", pa.float64()),
+            pa.field(DAY_COLUMN, pa.date32(), nullable=False),
+        ]
+    ),
+    {
+        "limit_type": "The portfolio limit: portfolio_delta, symbol_delta or open_positions.",
+        "rejection_count": "Trades this limit rejected that day.",
+        "avg_current_value": "Mean measured value over the day's rejections (null without rejections).",
+        "avg_limit_value": "Mean configured limit over the day's rejections (null without rejections).",
+        "warning_count": "Warnings this limit raised that day (near the limit, trade allowed).",
+        "max_utilization": "The day's worst max |current| / |limit| over its rejections and warnings.",
+        "checks_total": "Every entry check that day, of all limit types (the denominator of rejection_rate).",
+        "rejection_rate": "rejection_count / checks_total.",
+        DAY_COLUMN: "The UTC day; the partition.",
+    },
 )
 
 _CHECK, _REJECTION, _WARNING = (

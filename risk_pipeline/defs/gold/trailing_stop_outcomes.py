@@ -69,6 +69,7 @@ import polars as pl
 import pyarrow as pa
 from deltalake import CommitProperties
 
+from risk_pipeline.columns import described
 from risk_pipeline.defs.gold import carry
 from risk_pipeline.defs.gold.carry import (
     MARKER,
@@ -122,31 +123,60 @@ _CONTRACT: Final = [
 ]
 """The stop's option (event schema version 2); null where its events did not carry it."""
 
-SCHEMA: Final = pa.schema(
-    [
-        pa.field("execution_id", pa.string(), nullable=False),
-        # Never null; declared nullable so the column merges into a table written before lifetimes existed.
-        pa.field("lifetime_id", pa.string()),
-        pa.field("symbol", pa.string()),
-        *_CONTRACT,
-        pa.field("outcome", pa.string(), nullable=False),
-        pa.field("entry_premium", pa.float64()),
-        pa.field("added_at", TIMESTAMP),
-        pa.field("activated_at", TIMESTAMP),
-        pa.field("highest_premium", pa.float64()),
-        pa.field("stop_premium", pa.float64()),
-        pa.field("exit_premium", pa.float64()),
-        pa.field("triggered_at", TIMESTAMP),
-        pa.field("removed_at", TIMESTAMP),
-        pa.field("profit_locked", pa.float64()),
-        pa.field("realized_pnl", pa.float64()),
-        pa.field("giveback", pa.float64()),
-        pa.field("n_updates", pa.int64(), nullable=False),
-        pa.field("n_events", pa.int64()),
-        pa.field("duration_seconds", pa.float64()),
-        pa.field("last_event_date", pa.date32(), nullable=False),
-        pa.field(DAY_COLUMN, pa.date32(), nullable=False),
-    ]
+SCHEMA: Final = described(
+    pa.schema(
+        [
+            pa.field("execution_id", pa.string(), nullable=False),
+            # Never null; declared nullable so the column merges into a table written before lifetimes existed.
+            pa.field("lifetime_id", pa.string()),
+            pa.field("symbol", pa.string()),
+            *_CONTRACT,
+            pa.field("outcome", pa.string(), nullable=False),
+            pa.field("entry_premium", pa.float64()),
+            pa.field("added_at", TIMESTAMP),
+            pa.field("activated_at", TIMESTAMP),
+            pa.field("highest_premium", pa.float64()),
+            pa.field("stop_premium", pa.float64()),
+            pa.field("exit_premium", pa.float64()),
+            pa.field("triggered_at", TIMESTAMP),
+            pa.field("removed_at", TIMESTAMP),
+            pa.field("profit_locked", pa.float64()),
+            pa.field("realized_pnl", pa.float64()),
+            pa.field("giveback", pa.float64()),
+            pa.field("n_updates", pa.int64(), nullable=False),
+            pa.field("n_events", pa.int64()),
+            pa.field("duration_seconds", pa.float64()),
+            pa.field("last_event_date", pa.date32(), nullable=False),
+            pa.field(DAY_COLUMN, pa.date32(), nullable=False),
+        ]
+    ),
+    {
+        "execution_id": "The stop's position id.",
+        "lifetime_id": "The event_id of the add that began this lifetime (an id added again is a new lifetime).",
+        "symbol": "The instrument the stop protected.",
+        "underlying": "The option's underlying ticker (null where its events predate schema version 2).",
+        "option_right": "C (call) or P (put) (null before schema version 2).",
+        "strike": "The option's strike (null before schema version 2).",
+        "expiry": "The option's expiry day (null before schema version 2).",
+        "entry_option_delta": "The option's delta when the stop was added (null before schema version 2).",
+        "outcome": "triggered, removed, or open (still trailing).",
+        "entry_premium": "The premium the position was entered at.",
+        "added_at": "When the stop was added, UTC.",
+        "activated_at": "When the stop activated (began to trail), UTC; null if it never did.",
+        "highest_premium": "The highest premium seen during the lifetime.",
+        "stop_premium": "The stop level: at the trigger for a triggered stop, else the latest.",
+        "exit_premium": "The premium at the trigger or removal.",
+        "triggered_at": "When the stop triggered, UTC; null unless outcome = triggered.",
+        "removed_at": "When the stop was removed, UTC; null unless outcome = removed.",
+        "profit_locked": "stop_premium - entry_premium at the trigger (the design guide's Query 2).",
+        "realized_pnl": "exit_premium - entry_premium.",
+        "giveback": "highest_premium - exit_premium: what the trail gave back from the peak.",
+        "n_updates": "Price updates the stop received.",
+        "n_events": "Silver events folded into this row (the completeness check compares them).",
+        "duration_seconds": "Seconds from the add to the trigger or removal (to the latest event while open).",
+        "last_event_date": "The UTC day of the lifetime's latest event.",
+        DAY_COLUMN: "The UTC day the lifetime began; the partition (later days update the row in place).",
+    },
 )
 """The outcomes table; ``event_date`` (the partition) is the UTC day the lifetime began."""
 

@@ -18,7 +18,7 @@ from risk_pipeline.defs.constants import (
     SILVER_GROUP,
     asset_key,
 )
-from risk_pipeline.defs.metadata import table_asset
+from risk_pipeline.defs.metadata import row_counts, table_asset
 from risk_pipeline.defs.ordering import SILVER_POOL
 from risk_pipeline.defs.partitions import daily_partitions
 from risk_pipeline.defs.resources import LakeResource
@@ -88,7 +88,7 @@ def silver_risk_events(
     yield dg.MaterializeResult(
         asset_key=asset_key(SILVER),
         metadata={
-            "dagster/row_count": totals["silver_rows"],
+            **row_counts(the_lake, SILVER, start, end, written=totals["silver_rows"]),
             "bronze_rows": totals["bronze_rows"],
             "duplicates_removed": totals["duplicates_removed"],
             "days": len(built.per_day),
@@ -98,7 +98,7 @@ def silver_risk_events(
     yield dg.MaterializeResult(
         asset_key=asset_key(QUARANTINE),
         metadata={
-            "dagster/row_count": totals["quarantine_rows"],
+            **row_counts(the_lake, QUARANTINE, start, end, written=totals["quarantine_rows"]),
             "reasons": dg.MetadataValue.json(dict(sorted(built.reasons.items(), key=lambda kv: -kv[1])[:50])),
         },
     )

@@ -33,6 +33,7 @@ import pyarrow as pa
 from pandera.api.polars.types import PolarsData
 from pandera.engines.polars_engine import DateTime
 
+from risk_pipeline.columns import described
 from risk_pipeline.defs.partitions import PARTITIONS_START_ENV
 from risk_pipeline.defs.silver.upcast import KNOWN_SCHEMA_VERSIONS
 from risk_pipeline.defs.silver.window import (
@@ -45,6 +46,7 @@ from risk_pipeline.defs.silver.window import (
 )
 from risk_pipeline.lake import DAY_COLUMN, TableRef, polars_types
 from risk_runtime.events import (
+    BRONZE_COLUMN_DESCRIPTIONS,
     BRONZE_SCHEMA,
     EVENT_COMPONENT,
     TIMESTAMP,
@@ -66,23 +68,34 @@ _ALWAYS_PRESENT: Final = frozenset({"event_id", "component", "timestamp", "schem
 """Columns bronze allows to be null but silver's rules require: declared non-null in silver so readers
 (and Delta) can rely on it."""
 
+BRONZE_DESCRIBED: Final = described(BRONZE_SCHEMA, BRONZE_COLUMN_DESCRIPTIONS)
+"""Bronze's schema with its columns' descriptions: what the catalog shows, and what silver inherits."""
+
 SILVER_SCHEMA: Final = pa.schema(
     [
         field.with_nullable(False) if field.name in _ALWAYS_PRESENT else field
-        for field in BRONZE_SCHEMA
+        for field in BRONZE_DESCRIBED
         if field.name != INGEST_ERRORS
     ]
 )
 """``silver/risk_events``: bronze's columns without ``ingest_errors``, partitioned by ``event_date``."""
 
-QUARANTINE_SCHEMA: Final = pa.schema(
-    [
-        *(field.with_nullable(True) for field in BRONZE_SCHEMA),
-        pa.field("reasons", pa.list_(pa.string())),
-        pa.field("run_id", pa.string()),
-        pa.field("partition", pa.string()),
-        pa.field("quarantined_at", TIMESTAMP),
-    ]
+QUARANTINE_SCHEMA: Final = described(
+    pa.schema(
+        [
+            *(field.with_nullable(True) for field in BRONZE_DESCRIBED),
+            pa.field("reasons", pa.list_(pa.string())),
+            pa.field("run_id", pa.string()),
+            pa.field("partition", pa.string()),
+            pa.field("quarantined_at", TIMESTAMP),
+        ]
+    ),
+    {
+        "reasons": "Every rule the row failed, e.g. 'new_state: isin', 'timestamp: not before $RISK_PARTITIONS_START'.",
+        "run_id": "The Dagster run that refused the row.",
+        "partition": "The partition (UTC day) whose build refused it.",
+        "quarantined_at": "When that build refused it, UTC.",
+    },
 )
 """``silver/risk_events_quarantine``: the refused bronze row as it was, every reason that applied, and the
 run (``run_id``, ``partition`` day key, ``quarantined_at``) that refused it. All nullable: a bronze value

@@ -512,7 +512,8 @@ def demo(args: argparse.Namespace) -> int:
     show_counts(lake)
     code = run_queries(args)
     dashboard = build_report(lake, None, None, default_report_path(lake), instance=_instance())
-    print(f"\ndashboard ({dashboard.period}, {dashboard.size_bytes / 1e6:.1f} MB): {dashboard.path}")
+    print(f"\ndashboard ({dashboard.period}, {dashboard.size_bytes / 1e6:.1f} MB), open it in a browser:")
+    print(f"  {dashboard.path}")
     print(f"Dagster UI: {PARTITIONS_START_ENV}={os.environ[PARTITIONS_START_ENV]} make dev")
     return code
 

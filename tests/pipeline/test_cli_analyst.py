@@ -193,4 +193,5 @@ def test_demo_sets_the_partitions_start_and_ends_with_the_summary(tmp_path: Path
     for title in TITLES:
         _title(out.splitlines(), title)  # each table printed once
     assert "prev_new_state" not in out
-    assert not [line for line in summary.splitlines() if len(line) > 80]
+    paths = {line for line in summary.splitlines() if Path(line.strip()).is_file()}  # a path cannot wrap
+    assert not [line for line in summary.splitlines() if len(line) > 80 and line not in paths]

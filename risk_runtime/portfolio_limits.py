@@ -58,7 +58,7 @@ from datetime import date
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from risk_runtime.clock import Clock
+from risk_runtime.clock import Clock, event_time
 from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
 from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
 from risk_runtime.sink import EventSink
@@ -439,7 +439,7 @@ class PortfolioLimitsChecker:
             RiskEvent(
                 event_type=event_type,
                 component=Component.PORTFOLIO_LIMITS,
-                timestamp=self.clock(),
+                timestamp=event_time(self.clock),
                 source=self.name,
                 execution_id=execution_id,
                 symbol=symbol,

@@ -53,7 +53,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
-from risk_runtime.clock import Clock
+from risk_runtime.clock import Clock, event_time
 from risk_runtime.events import Component, OptionRight, RiskEvent, RiskEventType, utc_now
 from risk_runtime.inputs import is_number, require_collaborators, require_contract, require_market, require_text
 from risk_runtime.sink import EventSink
@@ -273,7 +273,7 @@ class TrailingStop:
             RiskEvent(
                 event_type=_EVENT_FOR[action],
                 component=Component.TRAILING_STOP,
-                timestamp=now if now is not None else self._clock(),
+                timestamp=now if now is not None else event_time(self._clock),
                 source=self._source,
                 execution_id=self.execution_id,
                 symbol=self.symbol,

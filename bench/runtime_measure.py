@@ -14,6 +14,7 @@ import collections
 import logging
 import logging.handlers
 import queue
+import resource
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -279,6 +280,8 @@ class Sustained:
     """``time.process_time()`` over the same span: every thread of this process (the shipper is another)."""
     bare_cpu_seconds: float
     """The same calls on a breaker without a logger."""
+    shipper_cpu_seconds: float
+    """CPU of the shipper process over the run (it is reaped before this is read)."""
     flushed: bool
     bronze: BronzeCheck
 
@@ -308,6 +311,7 @@ def sustained(events: int) -> Sustained:
     for _ in range(events):
         fail()
     bare_cpu = time.process_time() - c0
+    children_before = _children_cpu()
     with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
         root = Path(tmp)
         logger = new_logger(root, max_buffer_events=events + 10_000)
@@ -324,7 +328,13 @@ def sustained(events: int) -> Sustained:
         logger.close()
         bronze = check_bronze(root / "lake")
         wait_shipper_gone(root / "spool", [logger])
-    return Sustained(events, t1 - t0, t2 - t0, c1 - c0, bare_cpu, flushed, bronze)
+    shipper_cpu = _children_cpu() - children_before
+    return Sustained(events, t1 - t0, t2 - t0, c1 - c0, bare_cpu, shipper_cpu, flushed, bronze)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ---------------------------------------------------------------------------------------- the loop

@@ -77,6 +77,7 @@ def print_sustained(s: Sustained) -> None:
     t.add("CPU of this process (all threads) per event", fmt_us(s.cpu_per_event * 1e9))
     t.add("  of which the decision itself (no logger)", fmt_us(s.bare_cpu_seconds / s.events * 1e9))
     t.add("  added by logging", fmt_us(s.logging_cpu_per_event * 1e9))
+    t.add("CPU of the shipper process per event (another core)", fmt_us(s.shipper_cpu_seconds / s.events * 1e9))
     t.add("bronze rows / distinct (writer, sequence)", f"{s.bronze.rows:,} / {s.bronze.distinct_sequences:,}")
     t.add("commits", fmt_int(s.bronze.commits))
     t.print()

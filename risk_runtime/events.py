@@ -139,7 +139,7 @@ os.register_at_fork(after_in_child=_reseed_after_fork)
 
 SEQUENCE_BITS: Final = 48
 """The low bits of a derived event id that hold the writer's sequence number (2^48 events per writer)."""
-_SEQUENCE_MASK: Final = (1 << SEQUENCE_BITS) - 1
+SEQUENCE_MASK: Final = (1 << SEQUENCE_BITS) - 1
 
 
 def event_id_prefix(writer_id: str) -> str:
@@ -162,7 +162,21 @@ def event_id_prefix(writer_id: str) -> str:
 
 def derived_event_id(prefix: str, sequence: int) -> str:
     """The id of a writer's event ``sequence`` (see :func:`event_id_prefix`)."""
-    return f"{prefix}{sequence & _SEQUENCE_MASK:012x}"
+    return f"{prefix}{sequence & SEQUENCE_MASK:012x}"
+
+
+_ORIGIN_PREFIXES: list[str] = []
+"""This process's writers' id prefixes; an event's ``_origin`` names one by its index here."""
+
+
+def origin_base(writer_id: str) -> int:
+    """What a logger adds its sequence numbers to for an event's ``_origin``: its writer's index << 48.
+
+    One integer per event (rather than a ``(prefix, sequence)`` tuple) costs the hot path an addition
+    and the spool a few bytes; :attr:`RiskEvent.event_id` turns it back into the derived id.
+    """
+    _ORIGIN_PREFIXES.append(event_id_prefix(writer_id))
+    return (len(_ORIGIN_PREFIXES) - 1) << SEQUENCE_BITS
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -178,8 +192,8 @@ class _EventFields(msgspec.Struct, array_like=True, gc=False):
 
     ``timestamp`` holds what the caller gave, or integer nanoseconds since the epoch (UTC) read at
     construction; ``event_id`` holds what the caller gave, or None until someone reads it. ``_origin``
-    is ``(id prefix, sequence)`` once a logger accepted the event: all :class:`RiskEvent`'s properties
-    need to answer ``event_id`` with the id bronze will hold.
+    is set once a logger accepted the event, to ``origin_base(writer) + sequence``
+    (:func:`origin_base`): all the ``event_id`` property needs to answer with the id bronze will hold.
     """
 
     event_type: RiskEventType | str
@@ -215,7 +229,7 @@ class _EventFields(msgspec.Struct, array_like=True, gc=False):
     option_delta: float | None = None
     underlying_price: float | None = None
     schema_version: int = SCHEMA_VERSION
-    _origin: tuple[str, int] | None = None
+    _origin: int | None = None
 
 
 RAW_TIMESTAMP: Final = _EventFields.__dict__["timestamp"]
@@ -251,7 +265,7 @@ class RiskEvent(_EventFields):
             return raw
         origin = self._origin
         if origin is not None:
-            return derived_event_id(*origin)
+            return derived_event_id(_ORIGIN_PREFIXES[origin >> SEQUENCE_BITS], origin)
         drawn = new_event_id()
         RAW_EVENT_ID.__set__(self, drawn)
         return drawn

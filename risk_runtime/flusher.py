@@ -13,7 +13,7 @@ Its invariants, and why each holds:
   half-way, for anyone holding that lock.
 * **What holds the GIL.** Packing (:func:`~risk_runtime.packing.pack_events`: one ``msgspec`` call,
   ~0.2-0.3 µs per event; the Arrow conversion happens in the shipper process) holds it, one frame of
-  at most :data:`_FRAME_EVENTS` events at a time (~0.5 ms at most); between frames the flusher hands
+  at most :data:`_FRAME_EVENTS` events at a time (~0.15 ms); between frames the flusher hands
   it back (``time.sleep(0)``) so trading threads run. The ``write()`` and ``fsync`` release it.
 * **Durability window.** The thread wakes every ``sync_interval`` (default 0.5 s, as Vector's disk
   buffer), or sooner when ``log()`` sees a batch's worth waiting (once per wake, so the trading
@@ -58,11 +58,12 @@ __all__ = ["Flusher"]
 
 log = logging.getLogger("risk_runtime.logger")  # one logger name for the whole RiskEventLogger
 
-_FRAME_EVENTS: Final = 2_048
-"""Most events per spool frame. Packing holds the GIL (~0.2-0.3 µs per event, so ~0.5 ms a frame at
-most) and the flusher hands it back between frames. Measured with bench.runtime, a trading loop's
-p99 lateness depends on how *often* it meets the flusher far more than on how long each meeting is,
-so a frame is as large as that bound allows."""
+_FRAME_EVENTS: Final = 512
+"""Most events per spool frame. Taking a frame off the backlog and packing it holds the GIL (~0.3 µs
+per event, so ~0.15 ms a frame); the flusher hands it back between frames (its ``write()`` and a
+``time.sleep(0)``). A thread that wants the GIL while another runs Python code waits up to the
+interpreter's switch interval (5 ms) unless the holder lets go first, so a trading loop's lateness
+follows the longest stretch between those hand-backs: a frame is kept that short."""
 _SEGMENT_EVENTS: Final = 50_000
 """A segment is sealed at this size whatever the batch size, which bounds what the shipper holds."""
 _MIN_SEAL_INTERVAL: Final = 0.1

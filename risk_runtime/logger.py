@@ -70,7 +70,7 @@ import msgspec
 
 from risk_runtime import process_hooks
 from risk_runtime.encoding import warm_up
-from risk_runtime.events import Component, RiskEvent, RiskEventType, event_id_prefix
+from risk_runtime.events import Component, RiskEvent, RiskEventType, origin_base
 from risk_runtime.flusher import Flusher
 from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
 from risk_runtime.logger_stats import Faults, LoggerStats, _Done
@@ -186,7 +186,7 @@ class RiskEventLogger:
     def _reset_writer(self) -> None:
         """Fresh identity and empty books: at construction, and in a forked child."""
         self.writer_id = new_writer_id()
-        self._id_prefix = event_id_prefix(self.writer_id)
+        self._origin_base = origin_base(self.writer_id)
         self._buffer: deque[tuple[int, object]] = deque()
         self._sequence = itertools.count(1)
         self._dropped = itertools.count()
@@ -233,7 +233,7 @@ class RiskEventLogger:
             try:
                 if event._origin is not None:  # logged before: this one is a copy with the same id
                     event = _copy_for_relog(event)
-                event._origin = (self._id_prefix, sequence)
+                event._origin = self._origin_base + sequence
             except AttributeError:
                 pass  # not a RiskEvent: it lands as a row whose ingest error says what it was
             buffer.append((sequence, event))

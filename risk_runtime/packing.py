@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 from risk_runtime.encoding import SPOOL_SCHEMA, Errors, Unconvertible, describe, encode_columns
 from risk_runtime.events import (
     RAW_TIMESTAMP,
+    SEQUENCE_MASK,
     RiskEvent,
     datetime_from_ns,
     derived_event_id,
@@ -235,7 +236,9 @@ def _ids(values: list[Any], sequences: list[int], writer_id: str) -> list[Any]:
     """Each row's id: the one the event carried, else the id derived from its writer and sequence."""
     if None not in values:
         return values
-    prefix = event_id_prefix(writer_id)
+    prefix, mask = event_id_prefix(writer_id), SEQUENCE_MASK
+    if values.count(None) == len(values):  # the common frame: no event carried its own id
+        return [f"{prefix}{s & mask:012x}" for s in sequences]  # derived_event_id, inlined
     return [derived_event_id(prefix, s) if v is None else v for v, s in zip(values, sequences, strict=True)]
 
 

@@ -8,6 +8,7 @@ with timestamps that are identical run after run.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeAlias
@@ -17,7 +18,16 @@ from risk_runtime.events import utc_now
 Clock: TypeAlias = Callable[[], datetime]
 """Anything that returns the current time as a time-zone-aware datetime."""
 
-__all__ = ["Clock", "ManualClock", "utc_now"]
+__all__ = ["Clock", "ManualClock", "event_time", "utc_now"]
+
+
+def event_time(clock: Clock) -> datetime | int:
+    """What a component stamps an event with: ``clock()``, or -- for the wall clock -- integer nanoseconds.
+
+    An event keeps the wall clock as ``time.time_ns()`` (~0.05 µs) rather than a datetime (~0.3 µs to
+    build, and more to encode); it reads back as the same UTC datetime (``RiskEvent.timestamp``).
+    """
+    return time.time_ns() if clock is utc_now else clock()
 
 
 class ManualClock:

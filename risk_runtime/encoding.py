@@ -1,10 +1,10 @@
 """Turning accepted events into bronze columns, without letting one bad value cost its batch.
 
-The logger's flusher thread calls :func:`encode_batch` on whatever the trading code logged since
-the last cycle. Encoding is columnar: one C-level ``map(attrgetter(field), events)`` per field
-and one ``pa.array`` call per column, about 1-2 µs per event in all, so the spool frame written
-to disk is already Arrow and the shipper process only adds its bookkeeping columns
-(:func:`finish_bronze`) before committing.
+The shipper process runs this conversion on the frames the logger's flusher packed
+(:mod:`risk_runtime.packing` hands their columns to :func:`encode_columns`); tools and tests call
+:func:`encode_batch` on events directly. Encoding is columnar: one C-level pass per field and one
+``pa.array`` call per column, about 1-2 µs per event in all, off the trading process; the shipper
+then adds its bookkeeping columns (:func:`finish_bronze`) before committing.
 
 Malformed values never fail the batch. A column whose conversion fails -- or one of the few
 where pyarrow would coerce without a word: ``True`` into a float, ``1.5`` into an int, a naive
@@ -73,7 +73,30 @@ def _short_repr(value: object) -> str:
     return text if len(text) <= _MAX_REPR else text[: _MAX_REPR - 3] + "..."
 
 
-class _Errors:
+class Unconvertible:
+    """A value the spool could not carry as itself, kept as its description (``"<type> <repr>"``).
+
+    The packed frames (:mod:`risk_runtime.packing`) carry plain values; anything else travels as
+    this, so the shipper can still say what the caller logged.
+    """
+
+    __slots__ = ("description",)
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+
+    def __repr__(self) -> str:
+        return f"Unconvertible({self.description!r})"
+
+
+def describe(value: object) -> str:
+    """``"<type> <repr>"`` of a bad value, as ingest errors quote it."""
+    if isinstance(value, Unconvertible):
+        return value.description
+    return f"{type(value).__name__} {_short_repr(value)}"
+
+
+class Errors:
     """Ingest errors per row, allocated only when a batch has any."""
 
     __slots__ = ("by_row",)
@@ -153,8 +176,10 @@ def _to_utc(value: object) -> datetime | None:
         return None
 
 
-def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, errors: _Errors) -> pa.Array:
+def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, errors: Errors) -> pa.Array:
     """One column as Arrow; bad values become nulls with a reason recorded for their row."""
+    if values.count(None) == len(values):  # most fields of most events: one C-level pass
+        return pa.nulls(len(values), arrow_type)
     if pa.types.is_timestamp(arrow_type):
         return _convert_timestamps(name, values, arrow_type, errors)
     if _fast_path_ok(values, arrow_type):
@@ -166,12 +191,12 @@ def _convert_column(name: str, values: list[Any], arrow_type: pa.DataType, error
     expected = _expected(arrow_type)
     for i, value in enumerate(values):
         if not _value_ok(value, arrow_type):
-            errors.add(i, f"{name}: expected {expected}, got {type(value).__name__} {_short_repr(value)}")
+            errors.add(i, f"{name}: expected {expected}, got {describe(value)}")
             cleaned[i] = None
     return pa.array(cleaned, type=arrow_type)
 
 
-def _convert_timestamps(name: str, values: list[Any], arrow_type: pa.DataType, errors: _Errors) -> pa.Array:
+def _convert_timestamps(name: str, values: list[Any], arrow_type: pa.DataType, errors: Errors) -> pa.Array:
     """A timestamp column of UTC instants; a naive or non-datetime value is nulled with its reason."""
     utc = _utc_timestamps(values)
     if utc is not None:
@@ -184,7 +209,7 @@ def _convert_timestamps(name: str, values: list[Any], arrow_type: pa.DataType, e
     for i, value in enumerate(values):
         converted = _to_utc(value)
         if converted is None and value is not None:
-            errors.add(i, f"{name}: expected {expected}, got {type(value).__name__} {_short_repr(value)}")
+            errors.add(i, f"{name}: expected {expected}, got {describe(value)}")
         cleaned.append(converted)
     return pa.array(cleaned, type=arrow_type)
 
@@ -214,16 +239,35 @@ def encode_batch(events: Sequence[object], sequences: Sequence[int]) -> pa.Recor
     """A spool frame (:data:`SPOOL_SCHEMA`) for ``events``; never raises for bad event values.
 
     Anything that is not a :class:`RiskEvent` keeps its place (and its sequence number) as a row
-    of nulls whose ``ingest_errors`` say what it was.
+    of nulls whose ``ingest_errors`` say what it was. This is the reference encoder (tools, tests,
+    backfills and the Arrow frames of older spools); the logger's own frames are packed by
+    :mod:`risk_runtime.packing` and meet the same conversion, in the shipper, through
+    :func:`encode_columns`.
     """
-    n = len(events)
-    errors = _Errors()
-    if n and (type(events[0]) is not RiskEvent or not {RiskEvent}.issuperset(map(type, events))):
+    errors = Errors()
+    if events and (type(events[0]) is not RiskEvent or not {RiskEvent}.issuperset(map(type, events))):
         events = _replace_non_events(events, errors)
+    columns = {name: list(map(_GETTERS[name], events)) for name in EVENT_FIELDS}
+    return encode_columns(columns, sequences, errors)
+
+
+def encode_columns(columns: dict[str, Any], sequences: Sequence[int], errors: Errors) -> pa.RecordBatch:
+    """A spool frame (:data:`SPOOL_SCHEMA`) from one Python list per event field (all of equal length).
+
+    Values of the wrong type become nulls with their reason in ``ingest_errors``, as
+    :func:`encode_batch` describes; ``errors`` may already hold reasons for some rows.
+    """
+    n = len(sequences)
     arrays: list[pa.Array] = []
     event_types: list[Any] = []
     for name in EVENT_FIELDS:
-        values = list(map(_GETTERS[name], events))
+        values = columns.get(name)
+        if values is None:  # a field the writer did not have (an older frame): null
+            arrays.append(pa.nulls(n, SPOOL_SCHEMA.field(name).type))
+            continue
+        if isinstance(values, pa.Array):  # already converted, and checked, by the caller
+            arrays.append(values)
+            continue
         if name in _ENUM_FIELDS:
             values = _enum_values(values)
         if name == "event_type":
@@ -244,19 +288,21 @@ _ENUM_FIELDS: Final = frozenset({"event_type", "component"})
 
 def _enum_values(values: list[Any]) -> list[Any]:
     """Plain strings for enum members: pyarrow converts ``StrEnum`` members ~30x slower."""
+    if {str}.issuperset(map(type, values)):  # plain strings already (an unpacked frame)
+        return values
     try:
         return list(map(_get_enum_value, values))
     except AttributeError:
         return [getattr(v, "_value_", v) for v in values]
 
 
-def _replace_non_events(events: Sequence[object], errors: _Errors) -> list[object]:
+def _replace_non_events(events: Sequence[object], errors: Errors) -> list[object]:
     replaced: list[object] = []
     for i, event in enumerate(events):
         if isinstance(event, RiskEvent):
             replaced.append(event)
         else:
-            errors.add(i, f"not a RiskEvent: {type(event).__name__} {_short_repr(event)}")
+            errors.add(i, f"not a RiskEvent: {describe(event)}")
             replaced.append(_empty_event())
     return replaced
 

@@ -11,15 +11,16 @@ Its invariants, and why each holds:
   whoever calls: the flusher thread, ``flush()``, ``close()`` or the SIGTERM hook. An event is
   therefore either in the backlog or in the :class:`~risk_runtime.segments.SegmentBook`, never
   half-way, for anyone holding that lock.
-* **What holds the GIL.** Encoding (columnar Arrow conversion, ~2-3 µs per event) holds it, one
-  frame of at most :data:`_FRAME_EVENTS` events at a time; between frames the flusher hands it back
-  (``time.sleep(0)``) so trading threads run. The ``write()`` and ``fsync`` release it.
+* **What holds the GIL.** Packing (:func:`~risk_runtime.packing.pack_events`: one ``msgspec`` call,
+  ~0.2-0.3 µs per event; the Arrow conversion happens in the shipper process) holds it, one frame of
+  at most :data:`_FRAME_EVENTS` events at a time (~0.15 ms); between frames the flusher hands
+  it back (``time.sleep(0)``) so trading threads run. The ``write()`` and ``fsync`` release it.
 * **Durability window.** The thread wakes every ``sync_interval`` (default 0.5 s, as Vector's disk
   buffer), or sooner when ``log()`` sees a batch's worth waiting (once per wake, so the trading
   thread never pays for waking it per event), and writes the whole backlog; an accepted event is on
   local disk (``write()``, and ``fsync`` when ``fsync=True``) within ``sync_interval`` of ``log()``
   returning. A ``kill -9`` loses at most what was accepted inside that window. The window holds
-  while events arrive slower than the flusher encodes them (~200k events/s on one core here);
+  while events arrive slower than the flusher packs them (millions of events/s on one core here);
   during a faster burst the backlog -- and with it the window -- grows until the burst ends.
 * **When a segment is sealed** (and so becomes the shipper's to commit): when it holds
   ``batch_size`` events and is at least :data:`_MIN_SEAL_INTERVAL` old, or holds
@@ -47,38 +48,31 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-from risk_runtime.encoding import encode_batch
 from risk_runtime.logger_config import LoggerConfig
 from risk_runtime.logger_stats import Faults
+from risk_runtime.packing import pack_events
 from risk_runtime.segments import SegmentBook
+from risk_runtime.spool import PackedEvents
 
 __all__ = ["Flusher"]
 
 log = logging.getLogger("risk_runtime.logger")  # one logger name for the whole RiskEventLogger
 
-_FRAME_EVENTS: Final = 4_096
-"""Most events per spool frame. Encoding holds the GIL (~2-3 µs per event) and the flusher hands it
-back between frames. Measured with bench.runtime, a trading loop's p99 lateness depends on how
-*often* it meets the flusher far more than on how long each meeting is: at 1,000 events/s one
-frame per sync interval beat frames of 256 (1.3x against 1.6x the loop's own p99), and bursts
-encode ~35% faster in large frames."""
+_FRAME_EVENTS: Final = 512
+"""Most events per spool frame. Taking a frame off the backlog and packing it holds the GIL (~0.3 µs
+per event, so ~0.15 ms a frame); the flusher hands it back between frames (its ``write()`` and a
+``time.sleep(0)``). A thread that wants the GIL while another runs Python code waits up to the
+interpreter's switch interval (5 ms) unless the holder lets go first, so a trading loop's lateness
+follows the longest stretch between those hand-backs: a frame is kept that short."""
 _SEGMENT_EVENTS: Final = 50_000
 """A segment is sealed at this size whatever the batch size, which bounds what the shipper holds."""
 _MIN_SEAL_INTERVAL: Final = 0.1
 """Sealing costs two fsyncs (~7 ms here); under load a batch is sealed at most this often, and grows."""
 
 
-def _encode(items: list[tuple[int, Any]]) -> Any:
-    """Encode ``(sequence, event)`` pairs, trying twice: a library's one-time set-up can fail once.
-
-    pyarrow's first conversion may import pandas (see :func:`~risk_runtime.encoding.warm_up`); at
-    interpreter exit that import raises, pyarrow records that it tried, and the second attempt works.
-    """
-    events, sequences = [event for _, event in items], [sequence for sequence, _ in items]
-    try:
-        return encode_batch(events, sequences)
-    except Exception:
-        return encode_batch(events, sequences)
+def _encode(items: list[tuple[int, Any]]) -> PackedEvents:
+    """Pack ``(sequence, event)`` pairs as one frame's payload (never raises for bad event values)."""
+    return PackedEvents(pack_events(items), len(items))
 
 
 class Flusher:

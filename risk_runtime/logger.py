@@ -2,11 +2,15 @@
 
 The path of an event, and why each step is where it is::
 
-    trading thread   log(event)          deque append + sequence number: ~0.3 µs, never blocks
-    flusher thread   every sync_interval  encode the backlog as Arrow, append one frame to the spool
-    shipper process  (risk_runtime.shipper)  commit sealed segments to Delta, retrying, idempotently
+    trading thread   RiskEvent(...)      a C-level struct: time as integer ns, no id drawn (~0.3 µs)
+                     log(event)          sequence number, tag, deque append: ~0.2 µs, never blocks
+    flusher thread   every sync_interval  pack the backlog as MessagePack frames, append them to the spool
+    shipper process  (risk_runtime.shipper)  convert frames to Arrow (ids derived from writer and
+                                          sequence, timestamps as UTC µs), commit sealed segments to
+                                          Delta, retrying, idempotently
 
-* ``log()`` does no I/O, no encoding and no locking; it only refuses (and counts) an event when
+* ``log()`` does no I/O, no encoding and no locking (it tags the event with its writer and sequence,
+  so ``event.event_id`` answers the id bronze will hold); it only refuses (and counts) an event when
   the bounded in-memory backlog is full -- which happens only if the local disk itself is failing
   or the spool reached its size bound while the lake was unreachable.
 * Durability window: an accepted event is on local disk within ``sync_interval`` (default 0.5 s)
@@ -62,9 +66,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+import msgspec
+
 from risk_runtime import process_hooks
 from risk_runtime.encoding import warm_up
-from risk_runtime.events import Component, RiskEvent, RiskEventType
+from risk_runtime.events import Component, RiskEvent, RiskEventType, origin_base
 from risk_runtime.flusher import Flusher
 from risk_runtime.logger_config import LoggerConfig, OverflowPolicy
 from risk_runtime.logger_stats import Faults, LoggerStats, _Done
@@ -180,6 +186,7 @@ class RiskEventLogger:
     def _reset_writer(self) -> None:
         """Fresh identity and empty books: at construction, and in a forked child."""
         self.writer_id = new_writer_id()
+        self._origin_base = origin_base(self.writer_id)
         self._buffer: deque[tuple[int, object]] = deque()
         self._sequence = itertools.count(1)
         self._dropped = itertools.count()
@@ -222,7 +229,14 @@ class RiskEventLogger:
             buffer = self._buffer
             if len(buffer) >= self.max_buffer_events and not self._make_room():
                 return False
-            buffer.append((next(self._sequence), event))
+            sequence = next(self._sequence)
+            try:
+                if event._origin is not None:  # logged before: this one is a copy with the same id
+                    event = _copy_for_relog(event)
+                event._origin = self._origin_base + sequence
+            except AttributeError:
+                pass  # not a RiskEvent: it lands as a row whose ingest error says what it was
+            buffer.append((sequence, event))
             if len(buffer) >= self.batch_size:
                 flusher = self._flusher
                 if not flusher.wake_requested:  # wake it once per cycle, not once per event
@@ -497,6 +511,11 @@ class RiskEventLogger:
     def _at_exit(self) -> None:
         if self._started or self._buffer:
             self.close(timeout=self.exit_timeout)
+
+
+def _copy_for_relog(event: RiskEvent) -> RiskEvent:
+    """An event logged a second time lands again under the id it already has (silver keeps one copy)."""
+    return msgspec.structs.replace(event, event_id=event.event_id, _origin=None)
 
 
 def _peek(counter: itertools.count[int]) -> int:

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
-from risk_runtime.clock import Clock
+from risk_runtime.clock import Clock, event_time
 from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
 from risk_runtime.inputs import is_number, require_collaborators, require_instance, require_text
 from risk_runtime.instruments import NO_CONTRACT, NO_MARKET, MarketSnapshot, OptionContract
@@ -408,7 +408,7 @@ class PortfolioLimitsChecker:
             RiskEvent(
                 event_type=event_type,
                 component=Component.PORTFOLIO_LIMITS,
-                timestamp=self.clock(),
+                timestamp=event_time(self.clock),
                 source=self.name,
                 execution_id=execution_id,
                 symbol=symbol,

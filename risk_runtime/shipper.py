@@ -339,6 +339,8 @@ def _unshippable(contents: SegmentContents) -> str | None:
     """Why a segment cannot land whole in this build's bronze, or None."""
     known = events.SCHEMA_VERSION
     for frame in contents.frames:
+        if frame.refusal is not None:
+            return f"{frame.refusal}; this shipper reads MessagePack (1) and Arrow frames"
         if frame.schema_version > known:
             return f"frame of schema version {frame.schema_version}; this shipper knows versions up to {known}"
         for batch in frame.batches:

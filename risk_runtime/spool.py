@@ -14,12 +14,17 @@ Layout of a spool directory (one per lake and machine, shared by every logger of
 Invariants, first:
 
 * A segment is a sequence of frames, then (once sealed) one seal record. A frame is
-  ``"RSF2" | u16 schema version | u16 reserved | u32 length | u32 crc32 | Arrow IPC stream``; the CRC
-  covers the version, the length and the payload. The seal record is ``"RSFS" | u32 frames | u64
-  events | u32 crc32``. Frames of the previous format (``"RSF1" | length | crc32 | payload``, no
-  version, no seal record) are still read.
-* Every frame says which schema version wrote it, so a shipper that does not know that version
-  leaves the segment where it is instead of guessing (and dropping columns it does not know).
+  ``"RSF3" | u16 payload format | u16 schema version | u32 length | u32 crc32 | payload``; the CRC
+  covers the whole header before it and the payload. Payload format 1 is MessagePack rows
+  (:mod:`risk_runtime.packing`): the flusher packs events as they are and the shipper converts them
+  to Arrow, off the trading process. The seal record is ``"RSFS" | u32 frames | u64 events | u32
+  crc32``. Frames of the previous formats are still read: ``"RSF2" | u16 schema version | u16
+  reserved | u32 length | u32 crc32 | Arrow IPC stream`` (CRC over version, length and payload; also
+  what tools write with an Arrow batch) and ``"RSF1" | length | crc32 | payload`` (no version, no
+  seal record).
+* Every frame says which schema version wrote it (and an RSF3 frame which payload format), so a
+  shipper that does not know that version or format leaves the segment where it is instead of
+  guessing (and dropping columns it does not know).
 * Every frame is one ``write()``: after ``kill -9`` a segment ends at a frame boundary (a torn frame
   needs a power loss). Damage is found by length, magic and CRC, and reading resynchronises at the
   next frame magic whose frame checks out, so a damaged frame costs only itself. A sealed segment
@@ -48,19 +53,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import msgspec
 import pyarrow as pa
 
 from risk_runtime.events import SCHEMA_VERSION
+from risk_runtime.packing import PAYLOAD_MSGPACK, unpack_events, unpacked_count
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3
 """The segment format this runtime writes (recorded in a spool's manifest when it is created)."""
-FRAME_MAGIC: Final = b"RSF2"
+FRAME_MAGIC: Final = b"RSF3"
+ARROW_FRAME_MAGIC: Final = b"RSF2"
 LEGACY_FRAME_MAGIC: Final = b"RSF1"
 SEAL_MAGIC: Final = b"RSFS"
-_HEADER: Final = struct.Struct("<4sHHII")  # magic, schema version, reserved, payload length, crc32
+_HEADER: Final = struct.Struct("<4sHHII")  # magic, payload format, schema version, payload length, crc32
+_ARROW_HEADER: Final = struct.Struct("<4sHHII")  # magic, schema version, reserved, payload length, crc32
 _LEGACY_HEADER: Final = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 _SEAL: Final = struct.Struct("<4sIQI")  # magic, frames, events, crc32 of (frames, events)
-_MAGICS: Final = (FRAME_MAGIC, LEGACY_FRAME_MAGIC, SEAL_MAGIC)
+_MAGICS: Final = (FRAME_MAGIC, ARROW_FRAME_MAGIC, LEGACY_FRAME_MAGIC, SEAL_MAGIC)
 SCHEMA_VERSION_KEY: Final = b"risk.schema_version"
 """Arrow schema metadata key carrying the frame's schema version too (for readers of the payload alone)."""
 _SEGMENT_RE: Final = re.compile(r"^(\d{12})\.(open|seg)$")
@@ -74,13 +83,30 @@ def segment_name(number: int, sealed: bool) -> str:
     return f"{number:012d}.{'seg' if sealed else 'open'}"
 
 
+@dataclass(frozen=True)
+class PackedEvents:
+    """A frame's worth of events packed by :func:`risk_runtime.packing.pack_events` (an RSF3 payload)."""
+
+    payload: bytes
+    num_rows: int
+
+
 def encode_frame(batch: pa.RecordBatch, schema_version: int = SCHEMA_VERSION) -> bytes:
+    """An RSF2 frame: an Arrow batch (what tools write; the logger writes :func:`encode_packed_frame`)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, batch.schema) as writer:
         writer.write_batch(batch)
     payload = sink.getvalue().to_pybytes()
     fields = struct.pack("<HHI", schema_version, 0, len(payload))
-    return FRAME_MAGIC + fields + struct.pack("<I", zlib.crc32(payload, zlib.crc32(fields))) + payload
+    return ARROW_FRAME_MAGIC + fields + struct.pack("<I", zlib.crc32(payload, zlib.crc32(fields))) + payload
+
+
+def encode_packed_frame(
+    payload: bytes, schema_version: int = SCHEMA_VERSION, payload_format: int = PAYLOAD_MSGPACK
+) -> bytes:
+    """An RSF3 frame around a packed payload; the CRC covers the header and the payload."""
+    header = FRAME_MAGIC + struct.pack("<HHI", payload_format, schema_version, len(payload))
+    return header + struct.pack("<I", zlib.crc32(payload, zlib.crc32(header))) + payload
 
 
 def encode_seal(frames: int, events: int) -> bytes:
@@ -93,12 +119,12 @@ class Frame:
     offset: int
     size: int
     schema_version: int
-    """0 for a frame of the previous format, which did not record it (any version up to 2)."""
+    """0 for a frame of the oldest format, which did not record it (any version up to 2)."""
     batches: list[pa.RecordBatch]
-
-    @property
-    def events(self) -> int:
-        return sum(b.num_rows for b in self.batches)
+    """The frame's events as Arrow; empty for a frame this build cannot convert (see ``refusal``)."""
+    events: int
+    refusal: str | None = None
+    """Why this build cannot convert the frame (a newer schema version or payload format), or None."""
 
 
 @dataclass(frozen=True)
@@ -137,17 +163,31 @@ class SegmentContents:
 
 
 def _parse_at(data: bytes, offset: int) -> tuple[str, int, int, int, bytes] | str:
-    """The record at ``offset``: ``(kind, end, a, b, payload)``, or the reason it is not one."""
+    """The record at ``offset``: ``(kind, end, a, b, payload)``, or the reason it is not one.
+
+    For a frame, ``a`` is its schema version and ``b`` its payload format (0: Arrow).
+    """
     remaining = len(data) - offset
     magic = data[offset : offset + 4]
     if magic == FRAME_MAGIC:
         if remaining < _HEADER.size:
             return "truncated frame header"
-        _, version, _, length, crc = _HEADER.unpack_from(data, offset)
+        _, payload_format, version, length, crc = _HEADER.unpack_from(data, offset)
         end = offset + _HEADER.size + length
         if end > len(data):
             return f"truncated frame payload ({len(data) - offset - _HEADER.size} of {length} bytes)"
         payload = data[offset + _HEADER.size : end]
+        if zlib.crc32(payload, zlib.crc32(data[offset : offset + 12])) != crc:
+            return "frame checksum mismatch"
+        return "frame", end, version, payload_format, payload
+    if magic == ARROW_FRAME_MAGIC:
+        if remaining < _ARROW_HEADER.size:
+            return "truncated frame header"
+        _, version, _, length, crc = _ARROW_HEADER.unpack_from(data, offset)
+        end = offset + _ARROW_HEADER.size + length
+        if end > len(data):
+            return f"truncated frame payload ({len(data) - offset - _ARROW_HEADER.size} of {length} bytes)"
+        payload = data[offset + _ARROW_HEADER.size : end]
         if zlib.crc32(payload, zlib.crc32(data[offset + 4 : offset + 12])) != crc:
             return "frame checksum mismatch"
         return "frame", end, version, 0, payload
@@ -179,6 +219,26 @@ def _decode(payload: bytes) -> list[pa.RecordBatch] | None:
         return list(pa.ipc.open_stream(pa.py_buffer(payload)))
     except (pa.ArrowInvalid, OSError):
         return None
+
+
+def _read_frame(
+    offset: int, end: int, version: int, payload_format: int, payload: bytes, writer_id: str
+) -> Frame | None:
+    """The frame at ``offset``, converted to Arrow when this build knows how; None if it does not decode."""
+    if payload_format == 0:
+        batches = _decode(payload)
+        if batches is None:
+            return None
+        return Frame(offset, end - offset, version, batches, sum(b.num_rows for b in batches))
+    if payload_format != PAYLOAD_MSGPACK:
+        return Frame(offset, end - offset, version, [], 0, f"frame of payload format {payload_format}")
+    try:
+        if version > SCHEMA_VERSION:  # its rows are counted, not converted: the shipper leaves it be
+            return Frame(offset, end - offset, version, [], unpacked_count(payload))
+        batch = unpack_events(payload, writer_id)
+    except (msgspec.DecodeError, ValueError, TypeError, IndexError):
+        return None
+    return Frame(offset, end - offset, version, [batch], batch.num_rows)
 
 
 def _resync(data: bytes, start: int) -> int:
@@ -214,13 +274,13 @@ def read_segment(path: Path, *, sealed: bool | None = None) -> SegmentContents:
                 if end < len(data):
                     contents.damage.append(Damage(end, len(data) - end, "bytes after the seal record"))
                 break
-            batches = _decode(payload) if kind == "frame" else None
-            if batches is not None:
-                contents.frames.append(Frame(offset, end - offset, a, batches))
-                versioned = versioned or data[offset : offset + 4] == FRAME_MAGIC
+            frame = _read_frame(offset, end, a, b, payload, path.parent.name) if kind == "frame" else None
+            if frame is not None:
+                contents.frames.append(frame)
+                versioned = versioned or data[offset : offset + 4] != LEGACY_FRAME_MAGIC
                 offset = end
                 continue
-            parsed = "checksum holds but the Arrow payload does not decode"
+            parsed = "checksum holds but the payload does not decode"
         resume = _resync(data, offset + 1)
         contents.damage.append(Damage(offset, resume - offset, parsed))
         offset = resume
@@ -232,7 +292,7 @@ def read_segment(path: Path, *, sealed: bool | None = None) -> SegmentContents:
             contents.damage.append(
                 Damage(len(data), 0, f"seal record missing: the segment was cut short after {intact} intact frame(s)")
             )
-        elif contents.seal is not None and not contents.damage:
+        elif contents.seal is not None and not contents.damage and not any(f.refusal for f in contents.frames):
             frames, events = contents.seal
             if (frames, events) != (len(contents.frames), contents.events):
                 contents.damage.append(
@@ -317,12 +377,16 @@ class SegmentWriter:
         self.open_since: float | None = None
         self._fd: int | None = None
 
-    def write(self, batch: pa.RecordBatch) -> int:
-        """Append one frame; returns its size. Raises OSError (nothing is half-counted then).
+    def write(self, batch: pa.RecordBatch | PackedEvents) -> int:
+        """Append one frame (RSF3 for packed events, RSF2 for an Arrow batch); returns its size.
 
-        Durability is :meth:`sync`'s job, once per flush cycle rather than once per frame.
+        Raises OSError (nothing is half-counted then). Durability is :meth:`sync`'s job, once per
+        flush cycle rather than once per frame.
         """
-        frame = encode_frame(batch, self.schema_version)
+        if isinstance(batch, PackedEvents):
+            frame = encode_packed_frame(batch.payload, self.schema_version)
+        else:
+            frame = encode_frame(batch, self.schema_version)
         if self._fd is None:
             number = self.next_number
             path = self.directory / segment_name(number, sealed=False)

@@ -56,7 +56,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Final
 
-from risk_runtime.clock import Clock
+from risk_runtime.clock import Clock, event_time
 from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
 from risk_runtime.inputs import is_number, require_collaborators, require_instance, require_text
 from risk_runtime.instruments import NO_CONTRACT, NO_MARKET, MarketSnapshot, OptionContract
@@ -264,7 +264,7 @@ class TrailingStop:
             RiskEvent(
                 event_type=_EVENT_FOR[action],
                 component=Component.TRAILING_STOP,
-                timestamp=now if now is not None else self._clock(),
+                timestamp=now if now is not None else event_time(self._clock),
                 source=self._source,
                 execution_id=self.execution_id,
                 symbol=self.symbol,

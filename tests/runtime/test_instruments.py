@@ -112,6 +112,8 @@ def test_exported_from_the_package() -> None:
     assert risk_runtime.OptionRight is OptionRight
 
 
+# The analyst's side reads gold's output columns by name (a filter, a chart's axis): it declares no column list.
+GOLD_READERS = ("risk_pipeline/cli.py", "risk_pipeline/queries.py", "risk_pipeline/report")
 # Quoted column names that are not columns: an InMemoryRiskCalculator parameter named in its errors (twice) and
 # the key of a `reduces_breach` entry in a limit check's metadata.
 NOT_A_COLUMN = {("risk_runtime/portfolio_limits.py", "underlying"): 3}
@@ -126,6 +128,8 @@ def _quoted_column_names(names: set[str], root: Path = REPO) -> Counter[tuple[st
     found: Counter[tuple[str, str]] = Counter()
     for directory in ("risk_runtime", "risk_pipeline", "bench"):
         for path in sorted((root / directory).rglob("*.py")):
+            if any(str(path.relative_to(root)).startswith(reader) for reader in GOLD_READERS):
+                continue
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                     found[(str(path.relative_to(root)), node.value)] += 1

@@ -176,15 +176,15 @@ def test_an_encoding_failure_keeps_the_events_queued(lake: Path, spool: Path, mo
     """A library error while encoding (not a bad value: those become ingest errors) loses nothing."""
     from risk_runtime import flusher as flusher_module
 
-    real = flusher_module.encode_batch
-    failures = iter([True, True, True])  # the first cycle fails twice (both attempts), then once more
+    real = flusher_module.pack_events
+    failures = iter([True, True, True])  # the first three cycles fail
 
     def flaky(*args: object) -> object:
         if next(failures, False):
             raise RuntimeError("can't register atexit after shutdown")
         return real(*args)
 
-    monkeypatch.setattr(flusher_module, "encode_batch", flaky)
+    monkeypatch.setattr(flusher_module, "pack_events", flaky)
     with RiskEventLogger(lake, spool_dir=spool) as logger:
         for i in range(50):
             assert logger.log(failure(i))

@@ -10,7 +10,8 @@ has committed yet. So :func:`read_source_events` reads
 * from the **spool**, every intact frame of every writer's segments, sealed and open (a live
   writer's open segment is read up to its last intact frame), keeping that source's rows;
 
-and drops spool rows bronze already holds (same ``event_id``).
+and drops spool rows bronze already holds (same ``event_id``). The spool is read *before* bronze: the
+shipper commits a segment and only then deletes it, so an event is always in at least one of the reads.
 
 Why a subprocess for the bronze read: after a process has used ``deltalake``, a forked child that
 touches it dies with a Rust panic (field notes). Trading processes fork (the logger supports it), so
@@ -62,12 +63,14 @@ def read_source_events(
     are not needed; without it in the result, every partition is read.
     """
     wanted = list(dict.fromkeys([*columns, "event_id"]))
+    # The spool first, bronze second: a segment the shipper commits and deletes between the two reads
+    # is then in both (deduplicated below), never in neither.
+    spooled = read_spool_events(spool_dir, component=component, source=source, columns=wanted) if spool_dir else None
     since = (datetime.now(UTC).date() - timedelta(days=lookback_days)).isoformat()
     bronze = _bronze_in_subprocess(lake_root, component, source, wanted, since, storage_options)
     if complete_when is not None and not _has(bronze, complete_when):
         bronze = _bronze_in_subprocess(lake_root, component, source, wanted, None, storage_options)
     bronze = bronze.append_column(LANDED, pa.array([True] * bronze.num_rows, pa.bool_()))
-    spooled = read_spool_events(spool_dir, component=component, source=source, columns=wanted) if spool_dir else None
     if spooled is None or spooled.num_rows == 0:
         return bronze
     spooled = spooled.append_column(LANDED, pa.array([False] * spooled.num_rows, pa.bool_()))
@@ -92,7 +95,7 @@ def read_spool_events(spool_dir: Path, *, component: str, source: str, columns: 
         for segment in list_segments(writer_dir):
             try:
                 contents = read_segment(segment.path, sealed=False)
-            except FileNotFoundError:  # shipped meanwhile: bronze has it (read before this)
+            except FileNotFoundError:  # shipped meanwhile: bronze, read after the spool, has it
                 continue
             for batch in contents.batches:
                 if not {"component", "source"}.issubset(batch.schema.names):

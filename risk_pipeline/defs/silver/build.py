@@ -15,7 +15,7 @@ The silver asset and the pipeline benchmark both run this, so what is measured i
   :mod:`.window`), and leaves out its own rows filed elsewhere.
 * **event_id unique across days, in day order.** Days are validated side by side, but each one meets the
   ids of every earlier day before it is written: a short in-order step per day against
-  :class:`~.event_index.EventIdLedger` (the index of the days outside the range, read once, plus the
+  :class:`~.event_index.EventIdLedger` (the index of the days outside the range, looked up by a filtered scan, plus the
   range's days resolved so far), then silver is written; the days' ``silver/event_id_index`` rows go
   with the range's quarantine, in few commits.
 * **Checks from what was written.** The accounting identity uses the rows the Delta log says each day

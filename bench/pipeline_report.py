@@ -97,24 +97,33 @@ def duckdb_tables(cli: dict[str, Any], duck: dict[str, Any], cli_gold: dict[str,
         "same bronze, same run",
         "process wall",
         "work",
+        "CPU (user+sys)",
         "peak RSS",
         title="risk-lake materialize --single-run (a real Dagster run, every check on) vs DuckDB SQL",
     )
     table.add(
         "ours: risk-lake materialize --single-run",
         s(cli["process_wall_seconds"]),
-        s(cli["work_seconds"]) if cli.get("work_seconds") else "",
+        "",
+        s(cli["process_cpu_seconds"]),
         mb(cli["peak_rss_mb"]),
     )
     for name, seconds in duck["stages"].items():
-        table.add(f"    DuckDB {name}", "", s(seconds), "")
+        table.add(f"    DuckDB {name}", "", s(seconds), "", "")
     table.add(
         f"DuckDB {duck['duckdb_version']} ({duck['threads']} threads), delta_scan + SQL, Parquet out",
         s(duck["process_wall_seconds"]),
         s(duck["work_seconds"]),
+        s(duck["process_cpu_seconds"]),
         mb(duck["peak_rss_mb"]),
     )
-    table.add("ours / DuckDB", ratio(cli["process_wall_seconds"], duck["process_wall_seconds"]), "", "")
+    table.add(
+        "ours / DuckDB",
+        ratio(cli["process_wall_seconds"], duck["process_wall_seconds"]),
+        "",
+        ratio(cli["process_cpu_seconds"], duck["process_cpu_seconds"]),
+        ratio(cli["peak_rss_mb"], duck["peak_rss_mb"]),
+    )
     table.print()
     if cli.get("output"):
         print("risk-lake said: " + " | ".join(cli["output"]) + "\n")
@@ -164,6 +173,15 @@ def incremental_tables(days: int, end: str, held_back: int, runs: dict[str, list
             for which in ("60", "1")
             for key, f in (("work_seconds", s), ("process_wall_seconds", s), ("peak_rss_mb", mb))
         ),
+    )
+    inc.add(
+        "median CPU (user+sys)",
+        s(med("60", "process_cpu_seconds")),
+        "",
+        "",
+        s(med("1", "process_cpu_seconds")),
+        "",
+        f"ratio {ratio(med('60', 'process_cpu_seconds'), med('1', 'process_cpu_seconds'))} (whole process)",
     )
     inc.print()
     stage_cmp = Table(
@@ -241,6 +259,13 @@ def print_targets(results: list[dict[str, Any]]) -> None:
                 f"risk-lake materialize --single-run / DuckDB SQL, process wall <= {DUCKDB_RATIO_TARGET:g}x",
                 f"{s(cli_s)} / {s(duck_s)} = {ratio(cli_s, duck_s)}",
                 v(cli_s / duck_s if duck_s else float("nan"), DUCKDB_RATIO_TARGET, False),
+            )
+            cli_cpu, duck_cpu = cli["process_cpu_seconds"], duck["process_cpu_seconds"]
+            table.add(
+                lbl,
+                "  same, CPU seconds user+sys (info: less sensitive to a busy machine)",
+                f"{s(cli_cpu)} / {s(duck_cpu)} = {ratio(cli_cpu, duck_cpu)}",
+                "",
             )
             table.add(
                 lbl,

@@ -184,6 +184,15 @@ def build_silver_days(
         if pending:
             with stage("silver: write quarantine and event_id index"):
                 _write_side_tables(lake, pending, run_id=run_id)
+            # One progress line per commit of the side tables (a few per range), not one per day: each Dagster
+            # log line is an event written to the instance's storage, and 60 of them cost a run seconds.
+            if log is not None:
+                days_done = f"{pending[0].day}..{pending[-1].day}" if len(pending) > 1 else str(pending[0].day)
+                bronze_rows = sum(d.bronze_rows for d in pending)
+                log(
+                    f"silver {days_done}: {bronze_rows} bronze rows, {sum(d.quarantine.height for d in pending)} "
+                    "quarantined"
+                )
             pending.clear()
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-day") as pool:
@@ -208,8 +217,6 @@ def build_silver_days(
                     or sum(d.index_rows.height for d in pending) >= INDEX_FLUSH_ROWS
                 ):
                     flush()
-                if log is not None:
-                    log(f"silver {done.day}: {done.bronze_rows} bronze rows, {done.quarantine.height} quarantined")
         except BaseException:
             for waiting in queue:
                 waiting.cancel()

@@ -141,13 +141,13 @@ def bench_size(events: int, days: int, workdir: Path, profile: int, repeats: int
     duck = child("duckdb", "--lake", str(root), "--out", str(duck_out), *span)
     duck["peak_rss_mb"] = duck["process_peak_rss_mb"]
     cli_gold = gold_row_counts(str(cli_root))
-    from bench.pipeline_duckdb import SKIPPED_RULES
-
-    duckdb_tables(cli, duck, cli_gold, SKIPPED_RULES)
     shutil.rmtree(cli_root, ignore_errors=True)
     shutil.rmtree(duck_out, ignore_errors=True)
 
     full = child("build", *lake, *span, "--run-id", "full", profile=profile)
+    from bench.pipeline_duckdb import SKIPPED_RULES
+
+    duckdb_tables(cli, duck, cli_gold, full["totals"], SKIPPED_RULES)
     stage_table(f"Full build bronze -> silver -> gold, {days} days, assets' code without Dagster", full)
     build_counts_table(full)
 

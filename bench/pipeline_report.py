@@ -91,8 +91,14 @@ def build_counts_table(full: dict[str, Any]) -> None:
     counts.print()
 
 
-def duckdb_tables(cli: dict[str, Any], duck: dict[str, Any], cli_gold: dict[str, int], duck_rules: str) -> None:
-    """``risk-lake materialize --single-run`` against the DuckDB reference: time, memory and the row cross-check."""
+def duckdb_tables(
+    cli: dict[str, Any], duck: dict[str, Any], cli_gold: dict[str, int], totals: dict[str, int], duck_rules: str
+) -> None:
+    """``risk-lake materialize --single-run`` against the DuckDB reference: time, memory and the row cross-check.
+
+    ``totals`` (silver's accounting) come from the full build of the same bronze by the same code; the
+    gold counts from the tables the CLI wrote.
+    """
     table = Table(
         "same bronze, same run",
         "process wall",
@@ -127,10 +133,10 @@ def duckdb_tables(cli: dict[str, Any], duck: dict[str, Any], cli_gold: dict[str,
     table.print()
     if cli.get("output"):
         print("risk-lake said: " + " | ".join(cli["output"]) + "\n")
-    rows = Table("table", "ours (Delta log)", "DuckDB", "agree", title="Cross-check: rows per table")
+    rows = Table("table", "ours", "DuckDB", "agree", title="Cross-check: rows per table (gold: a difference is a MISS)")
     for key in ("bronze_rows", "silver_rows", "quarantine_rows", "duplicates_removed"):
-        ours = cli.get("totals", {}).get(key)
-        rows.add(key, fmt_int(ours) if ours is not None else "", fmt_int(duck["totals"][key]), "")
+        a, b = totals[key], duck["totals"][key]
+        rows.add(key, fmt_int(a), fmt_int(b), "yes" if a == b else "no")
     for name in sorted(duck["gold_rows"]):
         a, b = cli_gold.get(name, -1), duck["gold_rows"][name]
         rows.add(f"gold {name}", fmt_int(a), fmt_int(b), "yes" if a == b else "NO")

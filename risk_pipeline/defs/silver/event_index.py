@@ -30,6 +30,7 @@ from typing import Final
 import polars as pl
 import pyarrow as pa
 
+from risk_pipeline.defs.silver.schema import UUID_PATTERN
 from risk_pipeline.lake import DAY_COLUMN, Lake, TableRef
 
 EVENT_ID_INDEX: Final = TableRef("silver", "event_id_index")
@@ -97,14 +98,32 @@ class EventIdLedger:
         scan = pl.scan_delta(lake.table(EVENT_ID_INDEX)).filter((day < start) | (day >= end))
         return cls(known=known, outside_days=scan.select(*_KEYS, DAY_COLUMN))
 
-    def resolve(self, day: date, silver: pl.DataFrame) -> Resolution:
-        """How ``silver`` (``day``'s rows about to be written) stands against the days known so far."""
+    def lookup_outside(self, event_ids: pl.Series) -> pl.DataFrame | None:
+        """Index rows of the days outside the range sharing an ``id_hi`` with ``event_ids`` (``None``: no index).
+
+        Takes a day's *bronze* ids, a superset of the silver ids :meth:`resolve` meets later (ids that are not
+        UUIDs are left out: silver refuses them), so the scan can run beside the day's validation instead of
+        after it.
+        """
+        if self.outside_days is None:
+            return None
+        ids = pl.DataFrame({"event_id": event_ids}).filter(pl.col("event_id").str.contains(UUID_PATTERN))
+        wanted = pl.col("id_hi").is_in(id_keys(ids).get_column("id_hi").implode())
+        return self.outside_days.filter(wanted).collect().cast(dict(self.known.schema))
+
+    def resolve(self, day: date, silver: pl.DataFrame, outside_hits: pl.DataFrame | None = None) -> Resolution:
+        """How ``silver`` (``day``'s rows about to be written) stands against the days known so far.
+
+        ``outside_hits``: :meth:`lookup_outside` of the day's bronze ids, if it ran already.
+        """
         keys = id_keys(silver.select("event_id")).with_columns(silver.get_column("event_id"))
         wanted = pl.col("id_hi").is_in(keys.get_column("id_hi").implode())
         with self._lock:
             known = self.known
         found = [known.filter(wanted)]
-        if self.outside_days is not None and keys.height:
+        if outside_hits is not None:
+            found.append(outside_hits)
+        elif self.outside_days is not None and keys.height:
             found.append(self.outside_days.filter(wanted).collect().cast(dict(known.schema)))
         hits = pl.concat(found, how="vertical_relaxed")
         resolution = Resolution(earlier=pl.DataFrame(schema={"event_id": pl.String, "first_day": pl.Date}), keys=keys)

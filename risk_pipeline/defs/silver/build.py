@@ -281,12 +281,13 @@ def _build_day(
             bronze = read_home_rows(lake, day, strays)
         # The other days' index is searched for the day's ids while the day is validated (a scan of one
         # column, outside the GIL): on a 60-day lake it was the one step of a new day that grew with history.
-        outside = lookups.submit(ledger.lookup_outside, bronze.get_column("event_id"))
+        ids = bronze.get_column("event_id")
+        outside = lookups.submit(ledger.lookup_outside, ids) if ledger.outside_days is not None else None
         with stage("silver: build_silver (upcast, dedup, validate, route)"):
             build = build_silver(bronze, run_id=run_id, partition=partition)
         del bronze
         with stage("silver: event_id index of other days, looked up beside validation (wait)"):
-            outside_hits = outside.result()
+            outside_hits = outside.result() if outside is not None else None
         order.wait_for_previous(day)
         with stage("silver: event_id across days"):
             resolution = ledger.resolve(day, build.silver, outside_hits)

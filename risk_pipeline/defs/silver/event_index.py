@@ -92,7 +92,7 @@ class EventIdLedger:
         """A ledger for the range ``[start, end)``: the index of every other day, planned (not read) once."""
         known = pl.from_arrow(INDEX_SCHEMA.empty_table())
         assert isinstance(known, pl.DataFrame)
-        if not lake.exists(EVENT_ID_INDEX):
+        if all(start <= d < end for d in lake.days_present(EVENT_ID_INDEX)):  # a first build: nothing to look up
             return cls(known=known)
         day = pl.col(DAY_COLUMN)
         scan = pl.scan_delta(lake.table(EVENT_ID_INDEX)).filter((day < start) | (day >= end))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import cache
@@ -208,6 +208,41 @@ class Lake:
         days = arrow.column(DAY_COLUMN)
         if len(arrow) and (pc.min(days).as_py() < start or pc.max(days).as_py() >= end):
             raise ValueError(f"{ref}: rows outside [{start}, {end}) cannot replace that range")
+        predicate = f"{DAY_COLUMN} >= '{start.isoformat()}' AND {DAY_COLUMN} < '{end.isoformat()}'"
+        return self._overwrite(ref, arrow, predicate, schema=schema, metadata=metadata)
+
+    def replace_day_set(
+        self,
+        ref: TableRef,
+        data: pl.DataFrame | pa.Table,
+        days: Iterable[date],
+        *,
+        schema: pa.Schema,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Replace exactly the listed ``days`` of ``ref`` with ``data``, in one commit; returns rows written.
+
+        For a write that touches a window of days *and* a few scattered older ones (gold rows updated in
+        the partitions they live in): reading those partitions, changing rows and writing them back in the
+        window's own commit costs a fraction of a Delta MERGE, which joins the whole source against the
+        target partitions and commits on its own.
+        """
+        wanted = sorted(set(days))
+        if not wanted:
+            raise ValueError(f"{ref}: no days to replace")
+        arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        arrow = conform(arrow, schema)
+        if len(arrow):
+            present = set(pc.unique(arrow.column(DAY_COLUMN)).to_pylist())
+            if not present <= set(wanted):
+                raise ValueError(f"{ref}: rows of {sorted(present - set(wanted))} are outside the days replaced")
+        listed = ", ".join(f"'{day.isoformat()}'" for day in wanted)
+        return self._overwrite(ref, arrow, f"{DAY_COLUMN} IN ({listed})", schema=schema, metadata=metadata)
+
+    def _overwrite(
+        self, ref: TableRef, arrow: pa.Table, predicate: str, *, schema: pa.Schema, metadata: Mapping[str, Any] | None
+    ) -> int:
+        """Overwrite the rows matching ``predicate`` (on ``event_date``) with ``arrow``, retrying a lost commit."""
         self.ensure_table(ref, schema)
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             try:
@@ -215,7 +250,7 @@ class Lake:
                     self.table(ref),
                     arrow,
                     mode="overwrite",
-                    predicate=f"{DAY_COLUMN} >= '{start.isoformat()}' AND {DAY_COLUMN} < '{end.isoformat()}'",
+                    predicate=predicate,
                     partition_by=[DAY_COLUMN],
                     schema_mode="merge",
                     writer_properties=writer_properties(schema, ref.high_cardinality),
@@ -226,7 +261,7 @@ class Lake:
                 break
             except CommitFailedError:
                 # delta-rs rebases onto concurrent commits by itself and gives up only after its own retries;
-                # replacing a range is idempotent, so trying once more from a fresh snapshot is always safe.
+                # replacing days is idempotent, so trying once more from a fresh snapshot is always safe.
                 if attempt == COMMIT_ATTEMPTS:
                     raise
                 time.sleep(random.uniform(0.05, 0.2) * attempt)

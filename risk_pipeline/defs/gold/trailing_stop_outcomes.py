@@ -36,7 +36,7 @@ Events without an ``execution_id`` cannot belong to a stop and are ignored.
 Layout -- why a row lives in the partition of its lifetime's first day
 ----------------------------------------------------------------------
 ``event_date`` is the UTC day the lifetime began, and a row never moves: later days update it in
-place, by key (a Delta MERGE on ``event_date, execution_id, lifetime_id``). Building the days
+place, by key (an upsert on ``event_date, execution_id, lifetime_id``). Building the days
 ``[start, end)``:
 
 1. read the carried state as of the day before: each ``execution_id``'s current lifetime (open ones,
@@ -44,7 +44,7 @@ place, by key (a Delta MERGE on ``event_date, execution_id, lifetime_id``). Buil
 2. fold each day's events onto it, day by day; a lifetime's row is its facts as of the last day built;
 3. replace the partitions ``[start, end)`` with the rows of the lifetimes that began in them (a
    lifetime whose events are no longer in silver -- say its add was quarantined -- simply is not
-   written again), and MERGE the rows of older lifetimes the range touched into their own partitions:
+   written again), and upsert the rows of older lifetimes the range touched into their own partitions:
    those the events touch now, and those an earlier build of these days touched (read from that
    build's state partitions, before they are replaced), which fall back to what the carried state
    says -- so a rebuild that loses a lifetime's later events puts the row back to what remains;
@@ -55,8 +55,10 @@ recomputes exactly the rows of the lifetimes its events touch, from the state ca
 days after the range were already built, a lifetime whose facts at the range's end come out exactly
 as before keeps the row those later days made (:class:`_LaterDays`); one whose facts changed shows
 them as of the range's end until the later days are rebuilt in order, as for every carried-state
-table (see :mod:`~risk_pipeline.defs.gold.carry`). Step 3's replace and MERGE are separate commits;
-a crash between them is healed by running the range again. An event more than the retention after
+table (see :mod:`~risk_pipeline.defs.gold.carry`). Step 3's replace and upsert are one commit (a
+predicate overwrite of the window's days and of the older partitions, read and rewritten with their
+rows swapped by key); rows and states are separate commits, healed by running the range again. An event
+more than the retention after
 its lifetime ended begins a lifetime of its own.
 """
 
@@ -67,7 +69,6 @@ from typing import Final
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties
 
 from risk_pipeline.columns import described
 from risk_pipeline.defs.gold import carry
@@ -87,11 +88,9 @@ from risk_pipeline.lake import (
     TableRef,
     commit_metadata,
     compact,
-    conform,
+    days_between,
     polars_types,
     sql_date,
-    sql_string,
-    writer_properties,
 )
 from risk_runtime.events import BRONZE_SCHEMA, TIMESTAMP, RiskEventType
 from risk_runtime.instruments import MarketSnapshot, OptionContract
@@ -433,41 +432,39 @@ class _LifetimeRows:
         return touched.filter(pl.col("began_on") == day).height
 
     def flush(self, last_day: date) -> None:
-        """Replace the window ``[window_start, last_day]`` and upsert the older lifetimes' rows."""
+        """Replace the window ``[window_start, last_day]`` and upsert the older lifetimes' rows, in one commit."""
         if self.window_start is None or last_day < self.window_start:
             return
         end = last_day + ONE_DAY
         begun, older = outcome_rows(_latest(self._begun)), outcome_rows(_latest(self._older))
         meta = commit_metadata(self.run_id, self.window_start, end)
-        self.lake.replace_days(TRAILING_STOP_OUTCOMES, begun, self.window_start, end, schema=SCHEMA, metadata=meta)
-        _upsert(self.lake, older, last_day, self.run_id)
+        _write(self.lake, begun, days_between(self.window_start, end), older, meta)
         self.window_start, self._begun, self._older, self._held = end, [], [], 0
 
 
-def _upsert(lake: Lake, rows: pl.DataFrame, day: date, run_id: str | None) -> None:
-    """MERGE ``rows`` into the table by ``(event_date, execution_id, lifetime_id)``: update, or insert if absent.
+def _write(lake: Lake, rows: pl.DataFrame, days: list[date], upserts: pl.DataFrame, meta: dict[str, str]) -> None:
+    """Replace ``days`` with ``rows`` and upsert ``upserts`` (rows of lifetimes begun earlier) by key, in one commit.
 
-    The literal list of days lets Delta prune the merge to the partitions the rows belong to, so its
-    cost follows the lifetimes touched, not the table's length.
+    An upsert is a read of the few older partitions the rows live in, the rows swapped by
+    ``(event_date, execution_id, lifetime_id)`` (inserted if absent), and those partitions written back with
+    the window's own predicate overwrite. A Delta MERGE of the same rows cost twice the whole write on a
+    60-day table (it joins the source against every file of the target partitions, in a commit of its own),
+    and it was the stage of an incremental day that grew with the lake's history.
     """
+    older_days = sorted(set(upserts.get_column(DAY_COLUMN).to_list()) - set(days)) if upserts.height else []
+    if older_days:
+        existing = lake.select(TRAILING_STOP_OUTCOMES, schema=SCHEMA, predicate=pl.col(DAY_COLUMN).is_in(older_days))
+        kept = existing.join(upserts, on=[DAY_COLUMN, *KEY], how="anti")
+        rows = pl.concat([rows, kept, upserts.filter(pl.col(DAY_COLUMN).is_in(older_days))], how="vertical_relaxed")
+    if days or older_days:
+        lake.replace_day_set(TRAILING_STOP_OUTCOMES, rows, [*days, *older_days], schema=SCHEMA, metadata=meta)
+
+
+def _upsert(lake: Lake, rows: pl.DataFrame, day: date, run_id: str | None) -> None:
+    """Put ``rows`` into their own partitions by ``(event_date, execution_id, lifetime_id)``: update, or insert."""
     if rows.is_empty():
         return
-    days = ", ".join(sql_string(d.isoformat()) for d in sorted(set(rows.get_column(DAY_COLUMN).to_list())))
-    keys = " AND ".join(f"t.{c} = s.{c}" for c in [DAY_COLUMN, *KEY])
-    (
-        lake.table(TRAILING_STOP_OUTCOMES)
-        .merge(
-            conform(rows.to_arrow(), SCHEMA),
-            predicate=f"t.{DAY_COLUMN} IN ({days}) AND {keys}",
-            source_alias="s",
-            target_alias="t",
-            writer_properties=writer_properties(SCHEMA, TRAILING_STOP_OUTCOMES.high_cardinality),
-            commit_properties=CommitProperties(custom_metadata=commit_metadata(run_id, day, day + ONE_DAY)),
-        )
-        .when_matched_update_all()
-        .when_not_matched_insert_all()
-        .execute()
-    )
+    _write(lake, rows.clear(), [], rows, commit_metadata(run_id, day, day + ONE_DAY))
 
 
 def _same_facts(old: pl.DataFrame, new: pl.DataFrame) -> pl.DataFrame:

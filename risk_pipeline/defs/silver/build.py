@@ -15,7 +15,7 @@ The silver asset and the pipeline benchmark both run this, so what is measured i
   :mod:`.window`), and leaves out its own rows filed elsewhere.
 * **event_id unique across days, in day order.** Days are validated side by side, but each one meets the
   ids of every earlier day before it is written: a short in-order step per day against
-  :class:`~.event_index.EventIdLedger` (the index of the days outside the range, read once, plus the
+  :class:`~.event_index.EventIdLedger` (the index of the days outside the range, looked up by a filtered scan, plus the
   range's days resolved so far), then silver is written; the days' ``silver/event_id_index`` rows go
   with the range's quarantine, in few commits.
 * **Checks from what was written.** The accounting identity uses the rows the Delta log says each day
@@ -174,7 +174,9 @@ def build_silver_days(
         own = getattr(local, "lake", None)
         if own is None:  # one Lake (and open DeltaTables) per thread
             own = local.lake = Lake(lake.location, lake.storage_options)
-        return _build_day(own, day, run_id=run_id, stage=stage, ledger=ledger, order=order, strays=strays)
+        return _build_day(
+            own, day, run_id=run_id, stage=stage, ledger=ledger, order=order, strays=strays, lookups=lookups
+        )
 
     pending: list[_BuiltDay] = []
     runs: list[pl.DataFrame] = []
@@ -184,9 +186,21 @@ def build_silver_days(
         if pending:
             with stage("silver: write quarantine and event_id index"):
                 _write_side_tables(lake, pending, run_id=run_id)
+            # One progress line per commit of the side tables (a few per range), not one per day: each Dagster
+            # log line is an event written to the instance's storage, and 60 of them cost a run seconds.
+            if log is not None:
+                days_done = f"{pending[0].day}..{pending[-1].day}" if len(pending) > 1 else str(pending[0].day)
+                bronze_rows = sum(d.bronze_rows for d in pending)
+                log(
+                    f"silver {days_done}: {bronze_rows} bronze rows, {sum(d.quarantine.height for d in pending)} "
+                    "quarantined"
+                )
             pending.clear()
 
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-day") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-day") as pool,
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="silver-ids") as lookups,
+    ):
         upcoming = iter(days)
         queue: deque[Future[_BuiltDay]] = deque(pool.submit(build_day, d) for d in islice(upcoming, threads))
         try:
@@ -208,8 +222,6 @@ def build_silver_days(
                     or sum(d.index_rows.height for d in pending) >= INDEX_FLUSH_ROWS
                 ):
                     flush()
-                if log is not None:
-                    log(f"silver {done.day}: {done.bronze_rows} bronze rows, {done.quarantine.height} quarantined")
         except BaseException:
             for waiting in queue:
                 waiting.cancel()
@@ -259,6 +271,7 @@ def _build_day(
     ledger: EventIdLedger,
     order: _InDayOrder,
     strays: frozenset[date],
+    lookups: ThreadPoolExecutor,
 ) -> _BuiltDay:
     """Read one day of bronze, validate it, replace the day in silver; its quarantine is the caller's to write."""
     partition = day.isoformat()
@@ -266,12 +279,18 @@ def _build_day(
     try:
         with stage("silver: read bronze day"):
             bronze = read_home_rows(lake, day, strays)
+        # The other days' index is searched for the day's ids while the day is validated (a scan of one
+        # column, outside the GIL): on a 60-day lake it was the one step of a new day that grew with history.
+        ids = bronze.get_column("event_id")
+        outside = lookups.submit(ledger.lookup_outside, ids) if ledger.outside_days is not None else None
         with stage("silver: build_silver (upcast, dedup, validate, route)"):
             build = build_silver(bronze, run_id=run_id, partition=partition)
         del bronze
+        with stage("silver: event_id index of other days, looked up beside validation (wait)"):
+            outside_hits = outside.result() if outside is not None else None
         order.wait_for_previous(day)
         with stage("silver: event_id across days"):
-            resolution = ledger.resolve(day, build.silver)
+            resolution = ledger.resolve(day, build.silver, outside_hits)
             build = refuse_reused_ids(build, resolution.earlier, run_id=run_id, partition=partition)
             index_rows = ledger.learn(day, resolution)
         ok = True

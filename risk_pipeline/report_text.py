@@ -61,18 +61,19 @@ def for_people(frame: pl.DataFrame, decimals: int = 2) -> pl.DataFrame:
     return frame.select(shaped)
 
 
-def duration(seconds: float | None) -> str:
-    """``3h 05m``, ``12m 30s``, ``45s``: how long, at a glance."""
+def duration(seconds: float | None, missing: str = "-") -> str:
+    """``3d 04h``, ``2h 05m``, ``4m 10s`` or ``12s``: durations a reader compares at a glance."""
     if seconds is None:
-        return "-"
+        return missing
     whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
     minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours:02d}h"
     if hours:
         return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
 
 
 def table_text(frame: pl.DataFrame, limit: int | None = None) -> str:

@@ -25,6 +25,7 @@ from plotly.offline import get_plotlyjs
 from risk_pipeline.defs.gold import trailing_stop_outcomes as stops
 from risk_pipeline.report.charts import Chart
 from risk_pipeline.report.data import BREAKER_STATES, ReportData
+from risk_pipeline.report_text import duration as text_duration
 
 CHART_COUNT_META: Final = "risk-report-charts"
 MISSING: Final = "\N{EN DASH}"
@@ -56,18 +57,8 @@ def esc(value: object) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``3d 04h``, ``2h 05m``, ``4m 10s`` or ``12s``: durations a reader compares at a glance."""
-    if seconds is None:
-        return MISSING
-    whole = round(seconds)
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3_600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+    """A duration as the command line shows it (:func:`risk_pipeline.report_text.duration`), a dash if unknown."""
+    return text_duration(seconds, MISSING)
 
 
 def number(value: float | int | None, digits: int = 2) -> str:

@@ -32,6 +32,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
+from risk_runtime.instruments import MarketSnapshot, OptionContract
+
 SKIPPED_RULES: Final = (
     "DuckDB's silver applies every row rule of silver's pandera model, generated from the same constants; it "
     "skips home days (a row dated outside its window is not refiled under its ingestion day), schema-level "
@@ -116,8 +118,9 @@ def rules() -> list[tuple[str, str]]:
     cap = max_premium()
     if not math.isinf(cap):
         out += [(f"{col}: <= $RISK_MAX_PREMIUM", f"(isnan({col}) OR {col} <= {cap!r})") for col in PREMIUM_COLUMNS]
-    out.append(("option_right: in {C, P}", _in("option_right", OPTION_RIGHTS)))
-    for col in ("strike", "underlying_price"):
+    right = OptionContract.COLUMNS.right
+    out.append((f"{right}: in {{C, P}}", _in(right, OPTION_RIGHTS)))
+    for col in (OptionContract.COLUMNS.strike, MarketSnapshot.COLUMNS.underlying_price):
         out.append((f"{col}: finite and > 0", _finite_positive(col)))
     low, high = OPTION_DELTA_RANGE
     out.append((f"option_delta: in [{low:g}, {high:g}]", f"option_delta BETWEEN {low!r} AND {high!r}"))
@@ -214,7 +217,7 @@ def _silver_sql(bronze_uri: str, start: date, end: date, columns: list[str]) -> 
     payload = ", ".join(f for f in EVENT_FIELDS if f != "event_id")
     upcast = ", ".join(
         "CASE WHEN schema_version = 1 THEN coalesce(underlying, symbol) ELSE underlying END AS underlying"
-        if c == "underlying"
+        if c == OptionContract.COLUMNS.underlying
         else "CASE WHEN schema_version = 1 THEN 2 ELSE schema_version END AS schema_version"
         if c == "schema_version"
         else c

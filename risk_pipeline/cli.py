@@ -42,9 +42,7 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import dagster as dg
-import polars as pl
 
-from risk_pipeline import queries
 from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS, GOLD_GROUP, SILVER_GROUP
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
@@ -56,8 +54,9 @@ from risk_pipeline.defs.resources import lake_resource_from_env
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
 from risk_pipeline.lake import Lake, TableRef, days_between
+from risk_pipeline.query_sections import SECTIONS, QueryFilters, query_sections
 from risk_pipeline.report import build_report, default_report_path
-from risk_pipeline.report_text import FORMATS, Section, duration, render_csv, render_json, render_table
+from risk_pipeline.report_text import FORMATS, render_csv, render_json, render_table
 from risk_runtime.logger import RiskEventLogger
 from risk_runtime.simulation.session import simulate_session
 from risk_runtime.storage import STORAGE_OPTIONS_ENV, parse_option_flags, storage_options_from_env
@@ -322,8 +321,6 @@ def materialize(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- queries
 GOLD_TABLES: Final = (CIRCUIT_BREAKER_TRANSITIONS, TRAILING_STOP_OUTCOMES, LIMIT_REJECTION_STATS)
-SECTIONS: Final = ("breakers", "stops", "stops_by_underlying", "rejections", "transitions", "triggered_stops")
-"""The report's blocks, in order (``--table`` picks one): summaries first, then the detail rows."""
 
 
 class CliError(Exception):
@@ -344,148 +341,18 @@ def require_lake(lake: Lake, tables: Sequence[TableRef]) -> None:
     raise CliError(f"the lake at {lake.location} has no {names}: {after}")
 
 
-def query_sections(lake: Lake, args: argparse.Namespace) -> list[Section]:
-    """The report's sections for the filters in ``args`` (days inclusive)."""
-    start, end = args.start, args.end + timedelta(days=1) if args.end else None
-    history = queries.circuit_breaker_history(lake, source=args.source, start=start, end=end)
-    stops = {"underlying": args.symbol, "start": start, "end": end}
-    outcomes = queries.trailing_stop_outcomes(lake, args.execution_id, **stops)
-    triggered = queries.trailing_stop_profit(lake, args.execution_id, **stops)
-    rejections = queries.rejections_by_limit_type(lake, start, end)
-    breakers = queries.breaker_summary(history)
-    overall = queries.stop_summary(outcomes)
-    by_underlying = queries.stop_summary(outcomes, by="underlying")
-    col = pl.col
-    sections = [
-        Section(
-            "breakers",
-            "Circuit breakers: opens and time spent OPEN",
-            breakers,
-            breakers.select(
-                col("source").alias("breaker"),
-                col("opens"),
-                _durations("seconds_open").alias("time OPEN"),
-                _durations("longest_open_seconds").alias("longest OPEN"),
-                col("transitions"),
-                col("invalid"),
-            ),
-        ),
-        Section("stops", "Trailing stops", overall, _stops_text(overall.row(0, named=True))),
-        Section(
-            "stops_by_underlying",
-            "Trailing stops by underlying (profit locked and giveback over triggered stops)",
-            by_underlying,
-            by_underlying.select(
-                col("underlying"),
-                col("stops"),
-                col("triggered"),
-                (col("trigger_rate") * 100).round(1).alias("trig %"),
-                col("profit_locked_total").alias("locked"),
-                col("profit_locked_mean").alias("mean"),
-                col("giveback_total").alias("giveback"),
-                col("giveback_mean").alias("mean gb"),
-            ),
-        ),
-        Section(
-            "rejections",
-            "Portfolio limit rejections by limit type",
-            rejections,
-            rejections.select(
-                col("limit_type").alias("limit type"),
-                col("rejection_count").alias("rejected"),
-                col("warning_count").alias("warned"),
-                col("avg_current_value").alias("avg value"),
-                col("avg_limit_value").alias("avg limit"),
-                col("max_utilization").alias("worst util"),
-            ),
-        ),
-        Section(
-            "transitions",
-            "Circuit breaker transitions",
-            history,
-            history.select(
-                col("timestamp").alias("time (UTC)"),
-                col("source").alias("breaker"),
-                col("old_state").alias("from"),
-                col("new_state").alias("to"),
-                _durations("seconds_in_old_state").alias("after"),
-                pl.when(col("is_valid")).then(pl.lit("")).otherwise(pl.lit("NO")).alias("legal"),
-            ),
-            detail=True,
-        ),
-        Section(
-            "triggered_stops",
-            "Triggered trailing stops",
-            triggered,
-            triggered.select(
-                col("triggered_at").alias("triggered (UTC)"),
-                col("execution_id").alias("stop"),
-                col("symbol"),
-                col("entry_premium").alias("entry"),
-                col("profit_locked").alias("locked"),
-                col("giveback"),
-            ),
-            detail=True,
-        ),
-    ]
-    return sections
-
-
-def _durations(column: str) -> pl.Expr:
-    return pl.col(column).map_elements(duration, return_dtype=pl.String).fill_null("-")
-
-
-def _headline(lake: Lake, args: argparse.Namespace) -> list[str]:
-    if args.start is None and args.end is None:
-        days = "every day the lake holds"
-    else:
-        first = args.start.isoformat() if args.start else "the first day"
-        days = f"{first} .. {args.end.isoformat() if args.end else 'the last day'} (inclusive)"
-    lines = [f"Risk lake {lake.location}", f"UTC days: {days}"]
-    filters = [
-        f"{name} {value}"
-        for name, value in (("breaker", args.source), ("stop", args.execution_id), ("underlying", args.symbol))
-        if value
-    ]
-    if filters:
-        lines.append(f"only {', '.join(filters)}")
-    return lines
-
-
-def _stops_text(stops: dict[str, Any]) -> str:
-    rate = "-" if stops["trigger_rate"] is None else f"{stops['trigger_rate']:.1%}"
-    return "\n".join(
-        [
-            f" {stops['stops']:,} stops: {stops['triggered']:,} triggered, {stops['removed']:,} removed, "
-            f"{stops['open']:,} open",
-            f" trigger rate {rate} (of the stops that ended)",
-            f" profit locked: total {stops['profit_locked_total']:,.2f}, mean {_number(stops['profit_locked_mean'])}",
-            f" giveback from the peak: total {stops['giveback_total']:,.2f}, mean {_number(stops['giveback_mean'])}",
-        ]
-    )
-
-
-def _number(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
 def run_queries(args: argparse.Namespace) -> int:
     lake = _lake(args)
     require_lake(lake, GOLD_TABLES)
-    sections = query_sections(lake, args)
-    chosen = [s for s in sections if args.table in ("all", s.name)]
+    filters = QueryFilters(args.start, args.end, args.source, args.execution_id, args.symbol)
+    chosen = [s for s in query_sections(lake, filters) if args.table in ("all", s.name)]
     if args.format == "csv":
         print(render_csv(chosen))
     elif args.format == "json":
-        filters = {k: _plain(getattr(args, k)) for k in ("start", "end", "source", "execution_id", "symbol")}
-        print(render_json(chosen, {"lake": lake.location, "filters": filters}))
+        print(render_json(chosen, {"lake": lake.location, "filters": filters.as_json()}))
     else:
-        print(render_table(chosen, _headline(lake, args), args.limit))
+        print(render_table(chosen, [f"Risk lake {lake.location}", *filters.describe()], args.limit))
     return 0
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
 
 
 def show_counts(lake: Lake) -> None:

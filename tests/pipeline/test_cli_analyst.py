@@ -14,11 +14,12 @@ import polars as pl
 import pytest
 from simulated_lake import SimulatedLake, simulated_lake
 
-from risk_pipeline.cli import SECTIONS, build_parser
+from risk_pipeline.cli import build_parser
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
 from risk_pipeline.defs.partitions import PARTITIONS_START_ENV
 from risk_pipeline.lake import Lake
+from risk_pipeline.query_sections import SECTIONS
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TITLES = (

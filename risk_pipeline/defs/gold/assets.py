@@ -54,7 +54,18 @@ GOLD_CODE_VERSION: Final = "3"
 FRESHNESS: Final = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=26), warn_window=timedelta(hours=25))
 """Yesterday's day lands at 00:30 UTC; a day later than that is a failed pipeline, not a slow one."""
 
-Checker = Callable[[Lake, date, date], list[dg.AssetCheckResult]]
+Checker = Callable[[Lake, date, date, GoldResult], list[dg.AssetCheckResult]]
+"""Evaluates a table's checks over ``[start, end)`` right after the table's ``build_days`` returned its result."""
+
+
+def _from_lake(check: Callable[[Lake, date, date], list[dg.AssetCheckResult]]) -> Checker:
+    """A table's checks that read everything they compare from the lake."""
+    return lambda lake, start, end, _built: check(lake, start, end)
+
+
+def _stop_checks(lake: Lake, start: date, end: date, built: GoldResult) -> list[dg.AssetCheckResult]:
+    """The trailing-stop checks, given the carried state the build started from (read once per step)."""
+    return outcomes_checks(lake, start, end, carried=built.carried)
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,7 @@ GOLD_TABLES: Final = (
         "`failure_count`, `seconds_in_old_state` (since the same breaker's previous transition, across days; "
         "null for its first) and `is_valid` (a legal transition continuing from the breaker's previous state).",
         CIRCUIT_BREAKER_CHECKS,
-        transitions_checks,
+        _from_lake(transitions_checks),
     ),
     GoldTable(
         trailing_stop_outcomes,
@@ -102,7 +113,7 @@ GOLD_TABLES: Final = (
         "protected (`underlying`, `option_right`, `strike`, `expiry`, `entry_option_delta`; null where its events "
         "predate schema version 2). Partitioned by the day the lifetime began; later days update the row in place.",
         TRAILING_STOP_CHECKS,
-        outcomes_checks,
+        _stop_checks,
     ),
     GoldTable(
         limit_rejection_stats,
@@ -111,7 +122,7 @@ GOLD_TABLES: Final = (
         "`avg_limit_value`, `max_utilization` = max |current| / |limit|, `warning_count`, `checks_total` (all entry "
         "checks that day) and `rejection_rate`.",
         LIMIT_CHECKS,
-        rejection_checks,
+        _from_lake(rejection_checks),
     ),
 )
 
@@ -142,7 +153,7 @@ def build_gold_tables(
         the_lake = lake()
         try:
             result = table.module.build_days(the_lake, start, end, run_id=run_id)
-            checks = table.checker(the_lake, start, end)
+            checks = table.checker(the_lake, start, end, result)
         except Exception as error:  # reported by the caller, after the other tables
             return GoldOutcome(table, None, [], error, time.perf_counter() - began)
         return GoldOutcome(table, result, checks, None, time.perf_counter() - began)

@@ -17,16 +17,14 @@ import dagster as dg
 import polars as pl
 
 from risk_pipeline.defs.constants import asset_key
-from risk_pipeline.defs.gold.carry import read_state_before
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import EVENT_TYPES as TS_EVENT_TYPES
 from risk_pipeline.defs.gold.trailing_stop_outcomes import SCHEMA as TS_SCHEMA
-from risk_pipeline.defs.gold.trailing_stop_outcomes import STATE_SCHEMA as TS_STATE_SCHEMA
 from risk_pipeline.defs.gold.trailing_stop_outcomes import (
     TRAILING_STOP_OUTCOMES,
-    TRAILING_STOP_STATE,
     TRIGGERED,
+    carried_state,
 )
 from risk_pipeline.defs.silver.schema import SILVER
 from risk_pipeline.lake import DAY_COLUMN, Lake, sql_date, sql_string
@@ -188,13 +186,20 @@ def _lifetime_rows(lake: Lake, start: date, end: date, carried: pl.DataFrame, id
     return rows.filter(in_range | pl.col("execution_id").is_in(ids.get_column("execution_id").implode()))
 
 
-def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckResult]:
+def outcomes_checks(
+    lake: Lake, start: date, end: date, *, carried: pl.DataFrame | None = None
+) -> list[dg.AssetCheckResult]:
     """The trailing-stop checks of the days ``[start, end)``, evaluated right after they were built.
 
     Reads silver's stop events of those days (counted per ``execution_id`` in one streamed scan, plus the
     TS_ADDs), the carried state from before them, and the gold rows those events can touch: partitions
     ``[start, end)`` plus the partitions where the carried lifetimes of the same ids began -- never the
     whole table, so a check costs what the run cost.
+
+    ``carried`` is that state as the builder read it at the start of the same step
+    (:attr:`~risk_pipeline.defs.gold.carry.GoldResult.carried`): the same partition's rows, so it is not read
+    twice -- on a long lake it holds every open stop. The gold rows and silver's events are always read
+    from the tables.
 
     ``one_row_per_stop_lifetime`` fails on a lifetime begun by a TS_ADD of these days without its row, an
     id with events here but no row that took them, a row here of an id with no event here, a key twice,
@@ -205,7 +210,8 @@ def outcomes_checks(lake: Lake, start: date, end: date) -> list[dg.AssetCheckRes
     them) are checked by those days' runs.
     """
     counts, adds = _silver_stops(lake, start, end)
-    carried, _ = read_state_before(lake, TRAILING_STOP_STATE, start, TS_STATE_SCHEMA)
+    if carried is None:
+        carried, _, _ = carried_state(lake, start)
     carried = carried.select(_CARRIED)
     ids = counts.select("execution_id")
     rows = _lifetime_rows(lake, start, end, carried, ids)

@@ -64,6 +64,7 @@ its lifetime ended begins a lifetime of its own.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Final
 
@@ -75,11 +76,12 @@ from risk_pipeline.defs.gold import carry
 from risk_pipeline.defs.gold.carry import (
     MARKER,
     ONE_DAY,
+    ChangeSets,
     DayBatch,
     GoldResult,
-    read_state_before,
+    StateChain,
+    read_state_changes_before,
     silver_days,
-    state_partition,
     state_schema,
 )
 from risk_pipeline.lake import (
@@ -198,8 +200,10 @@ _FOLDED: Final = [
     pa.field("n_events", pa.int64()),
     pa.field("last_event_date", pa.date32()),
 ]
-STATE_SCHEMA: Final = state_schema(_FOLDED)
-"""Each ``execution_id``'s current lifetime, folded so far; derived columns are recomputed on every write."""
+STATE_SCHEMA: Final = state_schema(_FOLDED, changes=True)
+"""Each ``execution_id``'s current lifetime, folded so far; derived columns are recomputed on every write.
+Stored as snapshots and change sets (:mod:`~risk_pipeline.defs.gold.carry`): a day's partition holds, most
+days, only the lifetimes it touched."""
 _FOLDED_NAMES: Final = [f.name for f in _FOLDED]
 
 EVENT_TYPES: Final = [  # the silver event types a stop's lifetime is made of
@@ -284,6 +288,7 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
     same day); the state keeps each id's latest.
     """
     trigger, remove = _is(RiskEventType.TS_TRIGGER), _is(RiskEventType.TS_REMOVE)
+    state = state.select(_FOLDED_NAMES)  # the folded columns alone, whatever bookkeeping the caller's frame has
     absent = [pl.lit(None, dtype).alias(c) for c, dtype in _EVENT_CONTRACT_TYPES.items() if c not in events.columns]
     if absent:  # events shaped before schema version 2: their stops have no contract
         events = events.with_columns(absent)
@@ -331,16 +336,38 @@ def fold_day(events: pl.DataFrame, state: pl.DataFrame, day: date) -> tuple[pl.D
         )
         .select(_FOLDED_NAMES)
     )
-    latest = touched.filter(pl.col("execution_id").is_last_distinct())  # groups are in each id's event order
+    latest = changed_lifetimes(touched)
     untouched = state.join(latest, on="execution_id", how="anti")
+    new_state = _retained(pl.concat([untouched, latest], how="vertical_relaxed"), day).sort("execution_id")
+    return touched, new_state
+
+
+def changed_lifetimes(touched: pl.DataFrame) -> pl.DataFrame:
+    """The state rows a day changed: each touched id's latest lifetime (groups are in each id's event order)."""
+    return touched.filter(pl.col("execution_id").is_last_distinct())
+
+
+def _retained(state: pl.DataFrame, day: date) -> pl.DataFrame:
+    """``state`` as of the end of ``day``: open lifetimes, and ended ones for :data:`CLOSED_RETENTION_DAYS` days.
+
+    Applied again when a state is read from its change sets: a row it drops stays dropped on every later
+    day (it is ended and no longer touched), so dropping it at the end of a chain drops what each day did.
+    """
     horizon = day - timedelta(days=CLOSED_RETENTION_DAYS)
     still_open = pl.col("triggered_at").is_null() & pl.col("removed_at").is_null()
-    new_state = (
-        pl.concat([untouched, latest], how="vertical_relaxed")
-        .filter(still_open | (pl.col("last_event_date") > horizon))
-        .sort("execution_id")
-    )
-    return touched, new_state
+    return state.filter(still_open | (pl.col("last_event_date") > horizon))
+
+
+def carried_state(lake: Lake, day: date) -> tuple[pl.DataFrame, date | None, StateChain]:
+    """The state carried into ``day``: each id's current lifetime as of the latest state partition before it.
+
+    Returns the rows (one per ``execution_id``, in no particular order: :func:`fold_day` sorts the state it
+    makes), the day they are as of (``None``: empty state), and the chain of partitions they were read from.
+    """
+    rows, as_of, chain = read_state_changes_before(lake, TRAILING_STOP_STATE, day, STATE_SCHEMA, "execution_id")
+    if len(chain.days) > 1:  # a snapshot is stored as it was folded: retained already
+        rows = _retained(rows, chain.days[-1])
+    return rows, as_of, chain
 
 
 def outcome_rows(folded: pl.DataFrame) -> pl.DataFrame:
@@ -491,11 +518,7 @@ class _LaterDays:
         days = lake.days_present(TRAILING_STOP_STATE)
         if not days or days[-1] < end or end - ONE_DAY not in days:
             return
-        last = end - ONE_DAY
-        where = f"NOT {MARKER}"
-        self.state = lake.read_days(
-            TRAILING_STOP_STATE, last, end, columns=_FOLDED_NAMES, schema=STATE_SCHEMA, where=where
-        )
+        self.state = carried_state(lake, end)[0].select(_FOLDED_NAMES)
         ahead = lake.read_all(TRAILING_STOP_OUTCOMES, schema=SCHEMA, where=f"last_event_date >= {sql_date(end)}")
         self.rows = ahead.join(self.state.select(KEY), on=KEY, how="semi")
 
@@ -511,31 +534,50 @@ def build_days(lake: Lake, start: date, end: date, *, run_id: str | None = None)
 
     ``per_day`` counts the lifetimes that began on each day: the rows its partition holds. Rows and
     states are written in batches (:class:`~risk_pipeline.defs.gold.carry.DayBatch`): a lifetime
-    touched on several days of one batch is written once.
+    touched on several days of one batch is written once. The result keeps the carried state the range
+    started from, for the checks.
     """
     per_day: dict[date, int] = {}
     state_rows: dict[date, int] = {}
     carried_from: date | None = None
+    carried: pl.DataFrame | None = None
     state: pl.DataFrame | None = None
+    stored = ChangeSets(StateChain(), None)
     # Both read what an earlier build of these days wrote, so before this build replaces it.
     earlier = touched_by_earlier_build(lake, start, end)
     later = _LaterDays(lake, end)
     outcomes = _LifetimeRows(lake, run_id=run_id)
     states = DayBatch(lake, TRAILING_STOP_STATE, STATE_SCHEMA, run_id=run_id)
-    for day, events in silver_days(lake, start, end, EVENT_TYPES, _EVENT_COLUMNS):
-        if state is None:
-            state, carried_from = read_state_before(lake, TRAILING_STOP_STATE, day, STATE_SCHEMA)
-            outcomes.start(day, state.join(earlier, on=KEY, how="semi"))
-        touched, new_state = fold_day(events, state, day)
-        per_day[day] = outcomes.add(day, compact(touched))  # held past the day: must not pin its silver
-        state = compact(new_state)
-        state_rows[day] = state.height
-        states.add(day, state_partition(state, day))
-        if outcomes.full or states.full:
-            outcomes.flush(day)
-            states.flush()
-    outcomes.flush(end - ONE_DAY)
-    states.flush()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="stop-state") as writer:
+        for day, events in silver_days(lake, start, end, EVENT_TYPES, _EVENT_COLUMNS):
+            if state is None:
+                state, carried_from, chain = carried_state(lake, day)
+                carried, stored = state, ChangeSets(chain, carried_from)
+                outcomes.start(day, state.join(earlier, on=KEY, how="semi"))
+            touched, new_state = fold_day(events, state, day)
+            touched = compact(touched)  # held past the day: must not pin its silver
+            per_day[day] = outcomes.add(day, touched)
+            state = compact(new_state)
+            state_rows[day] = state.height
+            states.add(day, stored.partition(day, state, changed_lifetimes(touched)))
+            if outcomes.full or states.full:
+                _flush(writer, outcomes, states, day)
+        _flush(writer, outcomes, states, end - ONE_DAY)
     if state is not None:
         _upsert(lake, later.unchanged(state), end - ONE_DAY, run_id)
-    return GoldResult(TRAILING_STOP_OUTCOMES, per_day, carried_from, state_rows)
+    return GoldResult(TRAILING_STOP_OUTCOMES, per_day, carried_from, state_rows, carried=carried)
+
+
+def _flush(writer: ThreadPoolExecutor, outcomes: _LifetimeRows, states: DayBatch, last_day: date) -> None:
+    """Write the held rows and states side by side: two commits to two tables.
+
+    The state (every open stop, ~75k rows on a 60-day lake of 10M events) is the larger write, and it is
+    the part of a new day that grows with the lake's history; both writes run mostly in delta-rs, outside
+    the GIL, so on a second thread the state costs the day little more than the rows' own write. They were
+    separate commits before too (a failure between them is healed by running the range again).
+    """
+    pending = writer.submit(states.flush)
+    try:
+        outcomes.flush(last_day)
+    finally:
+        pending.result()

@@ -33,9 +33,12 @@ snapshot -- with each key's row taken from the newest partition of the chain tha
 retention, as of X). The writer decides per day (:class:`ChangeSets`): a change set while the chain's
 change rows stay under half the state and the chain under :data:`MAX_CHANGE_DAYS` days, else a
 snapshot -- so reading a state costs at most ~1.5 times the state, and a day writes its changes, not
-the whole state, most days. The chain is read from the markers (one small scan), never from the whole
-table; a change set whose base the table no longer holds fails loudly. A partition written before the
-column existed reads as a snapshot, which it is.
+the whole state, most days. The chain is found in the Delta log (the marker is the only row of a change
+set with a base, so the column's statistics name it; a file without statistics has its marker read), then
+its partitions are read in one scan; a change set whose base the table no longer holds fails loudly. A
+partition written before the column existed reads as a snapshot, which it is. Re-running an older day C
+rewrites state(C) in place, so until the days after it are re-run in order, a later change set reads as
+its old changes on top of C's new state -- as stale as a whole state(D) would be, and healed the same way.
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ Its invariants, and why each holds:
   therefore either in the backlog or in the :class:`~risk_runtime.segments.SegmentBook`, never
   half-way, for anyone holding that lock.
 * **What holds the GIL.** Packing (:func:`~risk_runtime.packing.pack_events`: one ``msgspec`` call,
-  ~0.2-0.3 µs per event; the Arrow conversion happens in the shipper process) holds it, one frame of
-  at most :data:`_FRAME_EVENTS` events at a time (~0.15 ms); between frames the flusher hands
+  ~0.3 µs per event; the Arrow conversion happens in the shipper process) holds it, one frame of
+  at most :data:`_FRAME_EVENTS` events at a time (~40 µs); between frames the flusher hands
   it back (``time.sleep(0)``) so trading threads run. The ``write()`` and ``fsync`` release it.
 * **Durability window.** The thread wakes every ``sync_interval`` (default 0.5 s, as Vector's disk
   buffer), or sooner when ``log()`` sees a batch's worth waiting (once per wake, so the trading
@@ -58,12 +58,14 @@ __all__ = ["Flusher"]
 
 log = logging.getLogger("risk_runtime.logger")  # one logger name for the whole RiskEventLogger
 
-_FRAME_EVENTS: Final = 512
-"""Most events per spool frame. Taking a frame off the backlog and packing it holds the GIL (~0.3 µs
-per event, so ~0.15 ms a frame); the flusher hands it back between frames (its ``write()`` and a
-``time.sleep(0)``). A thread that wants the GIL while another runs Python code waits up to the
-interpreter's switch interval (5 ms) unless the holder lets go first, so a trading loop's lateness
-follows the longest stretch between those hand-backs: a frame is kept that short."""
+_FRAME_EVENTS: Final = 128
+"""Most events per spool frame. Taking a frame off the backlog and packing it holds the GIL (~0.29 µs
+per event, so ~37 µs a frame of 128 here; 133 µs at 512); the flusher hands it back between frames
+(its ``write()`` and a ``time.sleep(0)``). A thread that wants the GIL while another runs Python code
+waits up to the interpreter's switch interval (5 ms) unless the holder lets go first, so a trading
+loop's lateness follows the longest stretch between those hand-backs: a frame is kept short enough
+that a 1 ms loop's p99 does not see it. Smaller frames cost more per event (0.31 µs at 64) and the
+frame header's field names take a larger share of the spool."""
 _SEGMENT_EVENTS: Final = 50_000
 """A segment is sealed at this size whatever the batch size, which bounds what the shipper holds."""
 _MIN_SEAL_INTERVAL: Final = 0.1

@@ -117,6 +117,9 @@ class RiskEventLogger:
         handle_signals: flush to the spool on SIGTERM (see :mod:`risk_runtime.process_hooks`).
         exit_timeout: how long ``close()`` and interpreter exit wait for the spool to be committed.
         flush_timeout: how long ``flush()`` (and ``save_state()``) wait when given no timeout.
+        shipper_nice: how much lower than normal the shipper it starts runs in the CPU scheduler
+            (0..19, default 10): converting and committing is background work, and on a busy host
+            it must not take the CPU a trading thread is waking up to (see :mod:`risk_runtime.supervision`).
 
     Every interval must be a finite positive number of seconds and every size a positive integer:
     anything else is a ``ValueError`` naming the parameter, here, at construction.
@@ -139,6 +142,7 @@ class RiskEventLogger:
         handle_signals: bool = True,
         exit_timeout: float = 10.0,
         flush_timeout: float = 30.0,
+        shipper_nice: int = 10,
     ) -> None:
         self.config = LoggerConfig(
             batch_size=batch_size,
@@ -152,6 +156,7 @@ class RiskEventLogger:
             handle_signals=handle_signals,
             exit_timeout=exit_timeout,
             flush_timeout=flush_timeout,
+            shipper_nice=shipper_nice,
         )
         self.lake_root = resolve_lake_root(lake_root)
         self.spool_dir = Path(spool_dir).resolve() if spool_dir is not None else default_spool_dir(self.lake_root)
@@ -167,7 +172,11 @@ class RiskEventLogger:
         self.exit_timeout = self.config.exit_timeout
         self.flush_timeout = self.config.flush_timeout
         self._supervisor = ShipperSupervisor(
-            self.spool_dir, self.lake_root, self.storage_options, enabled=self.config.start_shipper
+            self.spool_dir,
+            self.lake_root,
+            self.storage_options,
+            enabled=self.config.start_shipper,
+            nice=self.config.shipper_nice,
         )
         self._reset_writer()
         process_hooks.register(self)

@@ -41,6 +41,7 @@ class LoggerConfig:
     handle_signals: bool = True
     exit_timeout: float = 10.0
     flush_timeout: float = 30.0
+    shipper_nice: int = 10
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_buffer_events"):
@@ -56,6 +57,9 @@ class LoggerConfig:
             ):
                 raise ValueError(f"{name} must be a positive number of seconds (finite), got {value!r}")
             object.__setattr__(self, name, float(value))
+        nice = self.shipper_nice
+        if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
+            raise ValueError(f"shipper_nice must be an integer from 0 to 19, got {nice!r}")
         if not isinstance(self.max_spool_bytes, int) or self.max_spool_bytes < 1 << 20:
             raise ValueError(f"max_spool_bytes must be at least 1 MiB, got {self.max_spool_bytes!r}")
         try:

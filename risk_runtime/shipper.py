@@ -350,6 +350,29 @@ def _unshippable(contents: SegmentContents) -> str | None:
     return None
 
 
+def lower_priority(nice: int) -> None:
+    """Run this process ``nice`` steps below normal CPU priority, also against other sessions.
+
+    ``os.nice`` alone ranks the process only against others of its own scheduling group. Linux's
+    autogroup scheduling (on by default in most distributions) makes every session a group of its own,
+    shared fairly with the others whatever its members' nice values -- and the logger starts the
+    shipper in a new session. So the shipper also sets its session group's nice
+    (``/proc/self/autogroup``; raising it needs no privilege). Called before the first Delta write,
+    so every thread the writer starts inherits the priority. Says so in the shipper's log if the
+    system refuses either step; shipping goes on at normal priority then.
+    """
+    try:
+        os.nice(nice)
+    except OSError as exc:
+        log.warning("could not lower the shipper's CPU priority: %s", exc)
+    autogroup = Path("/proc/self/autogroup")
+    if autogroup.exists():
+        try:
+            autogroup.write_text(str(nice))
+        except OSError as exc:
+            log.warning("could not lower the shipper's session group priority: %s", exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m risk_runtime.shipper", description=__doc__.splitlines()[0])
     parser.add_argument("--spool", required=True, type=Path, help="the spool directory to ship")
@@ -357,8 +380,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="ship what is there (recovery) and exit")
     parser.add_argument("--idle-exit", type=float, default=5.0, help="exit after this many idle seconds")
     parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument(
+        "--nice", type=int, default=0, choices=range(20), metavar="0..19", help="run this far below normal CPU priority"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    if args.nice:
+        lower_priority(args.nice)
     args.spool.mkdir(parents=True, exist_ok=True)
     lock = FileLock(args.spool / SHIPPER_LOCK)
     if not lock.acquire(blocking=args.once):

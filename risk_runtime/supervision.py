@@ -5,6 +5,12 @@ guarded by ``shipper.lock``. :class:`ShipperSupervisor` starts one when none hol
 (``fork+exec`` through ``subprocess``, in a new session so a Ctrl-C or SIGTERM to the trading
 process group spares it, with the storage options in its environment, never in argv).
 
+It runs at a lower CPU priority than the trading process (``shipper_nice``, default 10; see
+:func:`risk_runtime.shipper.lower_priority`): decoding, converting and committing a batch takes a
+core for tens of milliseconds, and on a host whose cores are all busy that must not delay a trading
+thread that wakes up meanwhile. An idle core is still the shipper's, so throughput is unchanged
+wherever there is a core to spare.
+
 The shipper reports through ``<spool>/shipper.status.json`` (:class:`ShipperStatus`, replaced
 atomically by the shipper after every cycle that changed it, and at least every few seconds while
 it runs): its last error (the lake is unreachable, the spool belongs to another table), the
@@ -66,12 +72,19 @@ class ShipperSupervisor:
     """Keeps a shipper running for one spool while a logger needs it."""
 
     def __init__(
-        self, spool_dir: Path, lake_root: str, storage_options: Mapping[str, str] | None, *, enabled: bool
+        self,
+        spool_dir: Path,
+        lake_root: str,
+        storage_options: Mapping[str, str] | None,
+        *,
+        enabled: bool,
+        nice: int = 0,
     ) -> None:
         self.spool_dir = spool_dir
         self.lake_root = lake_root
         self.storage_options = dict(storage_options) if storage_options else None
         self.enabled = enabled
+        self.nice = nice
         self._process: subprocess.Popen[bytes] | None = None
         self.last_check = 0.0
 
@@ -93,7 +106,7 @@ class ShipperSupervisor:
         if self.storage_options:
             env[STORAGE_OPTIONS_ENV] = json.dumps(self.storage_options)
         command = [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(self.spool_dir)]
-        command += ["--lake", self.lake_root]
+        command += ["--lake", self.lake_root, "--nice", str(self.nice)]
         with open(self.spool_dir / SHIPPER_LOG, "ab") as shipper_log:
             self._process = subprocess.Popen(
                 command,

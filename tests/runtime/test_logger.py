@@ -100,6 +100,9 @@ def test_log_never_raises(lake: Path, spool: Path) -> None:
         ({"max_batch_age": math.nan}, "max_batch_age must be a positive number"),
         ({"overflow": "block"}, "overflow must be one of drop_newest, drop_oldest"),
         ({"max_spool_bytes": 10}, "max_spool_bytes must be at least 1 MiB"),
+        ({"shipper_nice": 20}, "shipper_nice must be an integer from 0 to 19"),
+        ({"shipper_nice": -1}, "shipper_nice must be an integer from 0 to 19"),
+        ({"shipper_nice": True}, "shipper_nice must be an integer from 0 to 19"),
     ],
 )
 def test_bad_configuration_is_a_clear_error(lake: Path, kwargs: dict[str, object], message: str) -> None:

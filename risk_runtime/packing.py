@@ -123,7 +123,9 @@ def _needs_rows(events: list[object]) -> bool:
     if not _PLAIN_TIMES.issuperset(kinds):
         if not _PLAIN_TIMES.union((datetime,)).issuperset(kinds):
             return True
-        if not {UTC}.issuperset(map(_get_tzinfo, [t for t in times if type(t) is datetime])):
+        aware = times if len(kinds) == 1 else [t for t in times if type(t) is datetime]
+        zones = list(map(_get_tzinfo, aware))
+        if zones.count(UTC) != len(zones):  # by identity first, so no hashing of the zones
             return True  # a naive or non-UTC datetime: checked row by row
     return not {_NONE}.issuperset(map(type, map(_get_expiry, events)))
 

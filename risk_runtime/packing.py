@@ -125,8 +125,11 @@ def _needs_rows(events: list[object]) -> bool:
             return True
         aware = times if len(kinds) == 1 else [t for t in times if type(t) is datetime]
         zones = list(map(_get_tzinfo, aware))
-        if zones.count(UTC) != len(zones):  # by identity first, so no hashing of the zones
-            return True  # a naive or non-UTC datetime: checked row by row
+        try:
+            if zones.count(UTC) != len(zones):  # by identity first, so no hashing of the zones
+                return True  # a naive or non-UTC datetime: checked row by row
+        except Exception:  # a tzinfo that cannot be compared: row by row too
+            return True
     return not {_NONE}.issuperset(map(type, map(_get_expiry, events)))
 
 

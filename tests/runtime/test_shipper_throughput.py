@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pyarrow as pa
@@ -74,6 +74,26 @@ def test_every_frame_shape_converts_as_the_arrow_encoder_does(kind: str, count: 
         assert unpacked.column(name).to_pylist() == want, name
     if kind in ("wrong values", "a non-event") and count > 2:
         assert unpacked.column("ingest_errors").null_count < count  # reported, not coerced
+
+
+class _Incomparable(tzinfo):
+    """A time zone one hour east of UTC that refuses to be compared."""
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(hours=1)
+
+    def __eq__(self, other: object) -> bool:
+        raise RuntimeError("not comparable")
+
+    __hash__ = tzinfo.__hash__
+
+
+def test_a_time_zone_that_cannot_be_compared_still_packs_and_lands_as_its_instant() -> None:
+    local = datetime(2026, 3, 2, 21, 30, tzinfo=_Incomparable())
+    events = [RiskEvent(T.CB_FAILURE, timestamp=local, source="odd-zone"), RiskEvent(T.CB_FAILURE, timestamp=START)]
+    batch = unpack_events(pack_events([(1, events[0]), (2, events[1])]), WRITER)
+    assert batch.column("timestamp").to_pylist() == [datetime(2026, 3, 2, 20, 30, tzinfo=UTC), START]
+    assert batch.column("ingest_errors").null_count == 2
 
 
 def test_frames_of_different_lengths_share_no_wrong_sized_columns() -> None:

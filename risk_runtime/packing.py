@@ -32,7 +32,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final
 
 import msgspec
@@ -123,8 +123,13 @@ def _needs_rows(events: list[object]) -> bool:
     if not _PLAIN_TIMES.issuperset(kinds):
         if not _PLAIN_TIMES.union((datetime,)).issuperset(kinds):
             return True
-        if not {UTC}.issuperset(map(_get_tzinfo, [t for t in times if type(t) is datetime])):
-            return True  # a naive or non-UTC datetime: checked row by row
+        aware = times if len(kinds) == 1 else [t for t in times if type(t) is datetime]
+        zones = list(map(_get_tzinfo, aware))
+        try:
+            if zones.count(UTC) != len(zones):  # by identity first, so no hashing of the zones
+                return True  # a naive or non-UTC datetime: checked row by row
+        except Exception:  # a tzinfo that cannot be compared: row by row too
+            return True
     return not {_NONE}.issuperset(map(type, map(_get_expiry, events)))
 
 
@@ -200,46 +205,56 @@ def unpack_events(payload: bytes, writer_id: str) -> pa.RecordBatch:
 def _unpack(payload: bytes, writer_id: str) -> pa.RecordBatch:
     names, items = _decoder.decode(payload)
     n = len(items)
-    sequences = [item[0] for item in items]
-    rows = [item[1] for item in items]
+    sequences = list(map(_first, items))
+    rows = list(map(_second, items))
     errors = Errors()
     width = len(names)
-    for i, row in enumerate(rows):
-        if not isinstance(row, list):
-            description = row.description if isinstance(row, _NotEvent) else describe(row)
-            errors.add(i, f"not a RiskEvent: {description}")
-            rows[i] = [None] * width
-    columns: dict[str, list[Any]] = (
-        {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
-        if n
-        else {name: [] for name in names}
+    if not {list}.issuperset(map(type, rows)):  # one C-level pass; the common frame holds only rows
+        for i, row in enumerate(rows):
+            if not isinstance(row, list):
+                description = row.description if isinstance(row, _NotEvent) else describe(row)
+                errors.add(i, f"not a RiskEvent: {description}")
+                rows[i] = [None] * width
+    # One C-level transposition into a tuple per field; the encoder reads tuples as it reads lists.
+    columns: dict[str, Sequence[Any]] = (
+        dict(zip(names, zip(*rows, strict=True), strict=True)) if n else {name: [] for name in names}
     )
     if "timestamp" in columns:
         columns["timestamp"] = _times(columns["timestamp"])
     if "event_id" in columns:
         columns["event_id"] = _ids(columns["event_id"], sequences, writer_id)
     batch = encode_columns(columns, sequences, errors)
-    unknown = [name for name in names if not name.startswith("_") and name not in SPOOL_SCHEMA.names]
+    unknown = [name for name in names if not name.startswith("_") and name not in _SPOOL_NAMES]
     for name in unknown:
         batch = batch.append_column(name, pa.nulls(n))
     return batch
 
 
-def _times(values: list[Any]) -> list[Any] | pa.Array:
+_SPOOL_NAMES: Final = frozenset(SPOOL_SCHEMA.names)
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def _times(values: Sequence[Any]) -> Sequence[Any] | pa.Array:
     """Integer nanoseconds as UTC microseconds (an Arrow column); anything else is left for the encoder."""
-    if _PLAIN_TIMES.issuperset(map(type, values)):
+    kinds = set(map(type, values))
+    if _PLAIN_TIMES.issuperset(kinds):
         micros = pc.divide(pa.array(values, pa.int64()), 1000)
         return micros.cast(SPOOL_SCHEMA.field("timestamp").type)
+    if int not in kinds:  # datetimes as the caller gave them (a component's clock): the encoder checks them
+        return values
     return [datetime_from_ns(v) if type(v) is int else v for v in values]
 
 
-def _ids(values: list[Any], sequences: list[int], writer_id: str) -> list[Any]:
+def _ids(values: Sequence[Any], sequences: list[int], writer_id: str) -> Sequence[Any]:
     """Each row's id: the one the event carried, else the id derived from its writer and sequence."""
     if None not in values:
         return values
     prefix, mask = event_id_prefix(writer_id), SEQUENCE_MASK
     if values.count(None) == len(values):  # the common frame: no event carried its own id
-        return [f"{prefix}{s & mask:012x}" for s in sequences]  # derived_event_id, inlined
+        if {int}.issuperset(map(type, sequences)) and min(sequences) >= 0 and max(sequences) <= mask:
+            return list(map(f"{prefix}%012x".__mod__, sequences))  # derived_event_id, in one C-level pass
+        return [f"{prefix}{s & mask:012x}" for s in sequences]
     return [derived_event_id(prefix, s) if v is None else v for v, s in zip(values, sequences, strict=True)]
 
 

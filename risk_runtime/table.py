@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
+from deltalake import (
+    ColumnProperties,
+    CommitProperties,
+    DeltaTable,
+    QueryBuilder,
+    Transaction,
+    WriterProperties,
+    write_deltalake,
+)
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
 from risk_runtime.contract import BRONZE_LAYER, BRONZE_NAME, sql_identifier, sql_literal
@@ -116,6 +124,25 @@ def is_uri(location: str) -> bool:
 def table_uri(lake_root: str, layer: str, name: str) -> str:
     """``<lake_root>/<layer>/<name>`` for a local root or an object-store URI alike."""
     return f"{lake_root.rstrip('/')}/{layer}/{name}"
+
+
+_REPEATING: Final = (pa.types.is_string, pa.types.is_boolean, pa.types.is_date32)
+_DISTINCT: Final = frozenset({"event_id"})
+BRONZE_WRITER_PROPERTIES: Final = WriterProperties(
+    compression="SNAPPY",  # delta-rs's default, which passing any WriterProperties would turn off
+    default_column_properties=ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK"),
+    column_properties={
+        f.name: ColumnProperties(dictionary_enabled=True, statistics_enabled="CHUNK")
+        for f in BRONZE_SCHEMA
+        if f.name not in _DISTINCT and any(is_type(f.type) for is_type in _REPEATING)
+    },
+)
+"""Parquet settings for bronze appends: dictionary encoding only where values repeat.
+
+The default dictionary-encodes every column; ids, timestamps, sequences and prices are nearly all
+distinct, so their dictionaries were built and thrown away. Measured on 76k shipped events: 0.32-0.38 µs
+of CPU per event to write against 0.47-0.58 µs with the defaults. Enum-like text, flags and the day keep it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +263,7 @@ class RiskEventsTable:
                     mode="append",
                     partition_by=list(BRONZE_PARTITION_COLUMNS),
                     schema_mode="merge",
+                    writer_properties=BRONZE_WRITER_PROPERTIES,
                     commit_properties=CommitProperties(
                         app_transactions=[Transaction(a, v) for a, v in txns.items()],
                         custom_metadata={k: str(v) for k, v in (metadata or {}).items()},

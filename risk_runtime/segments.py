@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from risk_runtime.shipper_bell import ring
 from risk_runtime.spool import CORRUPT, SegmentWriter, segment_name
 
 
@@ -79,6 +80,7 @@ class SegmentBook:
             entry.bytes = sealed[2]
             self._sealed.append(entry)
             self._open = None
+        ring(self.spool_dir)  # the shipper waits long between looks unless told
         return True
 
     def sync(self) -> None:

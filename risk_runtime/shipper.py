@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 
 from risk_runtime import encoding, events
 from risk_runtime.contract import COMMIT_EVENT_DATES, COMMIT_WRITERS, format_event_dates
+from risk_runtime.shipper_bell import IDLE_POLL, Bell, next_poll
 from risk_runtime.spool import (
     CORRUPT,
     SHIPPER_LOCK,
@@ -308,31 +309,48 @@ class Shipper:
             for d in writer_dirs(self.spool_dir)
         )
 
-    def run(self, *, poll_interval: float = 0.05, idle_exit: float | None = 5.0, max_backoff: float = 5.0) -> None:
-        """Ship until no writer is alive and nothing shippable is pending for ``idle_exit`` seconds."""
-        backoff = poll_interval
+    def run(
+        self,
+        *,
+        poll_interval: float = 0.05,
+        idle_poll: float = IDLE_POLL,
+        idle_exit: float | None = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        """Ship until no writer is alive and nothing shippable is pending for ``idle_exit`` seconds.
+
+        Between looks it waits on the spool's bell (:mod:`risk_runtime.shipper_bell`): ``poll_interval``
+        after work, doubling while idle up to ``idle_poll`` (:data:`~risk_runtime.shipper_bell.IDLE_POLL`), cut short
+        whenever a writer rings after sealing a segment.
+        """
+        backoff = wait = poll_interval
         idle_since: float | None = None
-        while True:
-            try:
-                shipped = self.ship_once()
-                backoff = poll_interval
-            except Exception as exc:  # the lake is unwritable or missing: keep everything, retry
-                shipped = 0
-                self.record_error(exc)
-                log.warning("commit failed, retrying in %.2fs: %s", backoff, self.stats.last_error)
-                time.sleep(backoff)
-                backoff = min(max_backoff, backoff * 2)
-                continue
-            if shipped:
-                idle_since = None
-                continue
-            if idle_exit is not None and not self.has_work():
-                idle_since = idle_since or time.monotonic()
-                if time.monotonic() - idle_since >= idle_exit:
-                    return
-            else:
-                idle_since = None
-            time.sleep(poll_interval)
+        bell = Bell(self.spool_dir)
+        try:
+            while True:
+                try:
+                    shipped = self.ship_once()
+                    backoff = poll_interval
+                except Exception as exc:  # the lake is unwritable or missing: keep everything, retry
+                    shipped = 0
+                    self.record_error(exc)
+                    log.warning("commit failed, retrying in %.2fs: %s", backoff, self.stats.last_error)
+                    time.sleep(backoff)
+                    backoff = min(max_backoff, backoff * 2)
+                    continue
+                if shipped:
+                    idle_since, wait = None, poll_interval
+                    continue
+                if idle_exit is not None and not self.has_work():
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= idle_exit:
+                        return
+                else:
+                    idle_since = None
+                rang = bell.wait(wait)
+                wait = next_poll(wait, rang=rang, fastest=poll_interval, slowest=idle_poll)
+        finally:
+            bell.close()
 
 
 def _unshippable(contents: SegmentContents) -> str | None:
@@ -382,7 +400,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--lake", default=None, help="lake root (default: $RISK_LAKE_ROOT or data/lake)")
     parser.add_argument("--once", action="store_true", help="ship what is there (recovery) and exit")
     parser.add_argument("--idle-exit", type=float, default=5.0, help="exit after this many idle seconds")
-    parser.add_argument("--poll-interval", type=float, default=0.05)
+    parser.add_argument("--poll-interval", type=float, default=0.05, help="seconds between looks while busy")
+    parser.add_argument(
+        "--idle-poll", type=float, default=IDLE_POLL, help="longest wait between looks while idle, unless rung"
+    )
     parser.add_argument(
         "--nice", type=int, default=0, choices=range(20), metavar="0..19", help="run this far below normal CPU priority"
     )
@@ -405,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("shipping %s to %s", args.spool, shipper.table.uri)
         if args.once:
             return _recover(shipper)
-        shipper.run(poll_interval=args.poll_interval, idle_exit=args.idle_exit)
+        shipper.run(poll_interval=args.poll_interval, idle_poll=args.idle_poll, idle_exit=args.idle_exit)
         log.info("done at %s: %s", datetime.now(UTC).isoformat(), shipper.stats)
     finally:
         lock.release()

@@ -6,6 +6,7 @@ Layout of a spool directory (one per lake and machine, shared by every logger of
     <spool>/shipper.lock                   held (flock) by the one running shipper
     <spool>/shipper.log                    the shipper's own log
     <spool>/shipper.status.json            the shipper's last error, held-back and set-aside segments
+    <spool>/shipper.bell                   a named pipe: a writer that sealed a segment wakes the shipper
     <spool>/writers/<writer_id>/lock       held (flock) by the live logger that owns the folder
     <spool>/writers/<writer_id>/000000000007.open   the segment being written
     <spool>/writers/<writer_id>/000000000006.seg    sealed: ready to commit

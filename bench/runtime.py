@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10_000, help="untimed decisions before them")
     parser.add_argument("--ticks", type=int, default=4_000, help="timed 1 ms ticks per loop run")
     parser.add_argument("--loop-warmup", type=int, default=300, help="untimed ticks before them")
-    parser.add_argument("--pairs", type=int, default=2, help="off/on loop pairs per rate (medians reported)")
+    parser.add_argument("--pairs", type=int, default=5, help="off/on loop pairs per rate (medians reported)")
     parser.add_argument("--events", type=int, default=1_000_000, help="decisions in the sustained run")
     args = parser.parse_args(argv)
     began = time.perf_counter()

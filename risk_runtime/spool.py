@@ -163,6 +163,44 @@ class SegmentContents:
         return bool(self.damage)
 
 
+@dataclass(frozen=True)
+class _FrameLayout:
+    """Where one frame format keeps its fields, and which header bytes its checksum covers."""
+
+    header: struct.Struct
+    version_at: int | None
+    """Index of the schema version among the header's fields (None: the format predates versions, 0)."""
+    format_at: int | None
+    """Index of the payload format (None: Arrow, the only format of that frame kind)."""
+    crc_from: int | None
+    """First header byte the checksum covers, up to byte 12 (None: the payload alone)."""
+
+
+_FRAME_LAYOUTS: Final = {
+    FRAME_MAGIC: _FrameLayout(_HEADER, version_at=2, format_at=1, crc_from=0),
+    ARROW_FRAME_MAGIC: _FrameLayout(_ARROW_HEADER, version_at=1, format_at=None, crc_from=4),
+    LEGACY_FRAME_MAGIC: _FrameLayout(_LEGACY_HEADER, version_at=None, format_at=None, crc_from=None),
+}
+
+
+def _parse_frame(data: bytes, offset: int, layout: _FrameLayout) -> tuple[str, int, int, int, bytes] | str:
+    header = layout.header
+    if len(data) - offset < header.size:
+        return "truncated frame header"
+    fields = header.unpack_from(data, offset)
+    length, crc = fields[-2], fields[-1]
+    end = offset + header.size + length
+    if end > len(data):
+        return f"truncated frame payload ({len(data) - offset - header.size} of {length} bytes)"
+    payload = data[offset + header.size : end]
+    start = 0 if layout.crc_from is None else zlib.crc32(data[offset + layout.crc_from : offset + 12])
+    if zlib.crc32(payload, start) != crc:
+        return "frame checksum mismatch"
+    version = 0 if layout.version_at is None else fields[layout.version_at]
+    payload_format = 0 if layout.format_at is None else fields[layout.format_at]
+    return "frame", end, version, payload_format, payload
+
+
 def _parse_at(data: bytes, offset: int) -> tuple[str, int, int, int, bytes] | str:
     """The record at ``offset``: ``(kind, end, a, b, payload)``, or the reason it is not one.
 
@@ -170,39 +208,9 @@ def _parse_at(data: bytes, offset: int) -> tuple[str, int, int, int, bytes] | st
     """
     remaining = len(data) - offset
     magic = data[offset : offset + 4]
-    if magic == FRAME_MAGIC:
-        if remaining < _HEADER.size:
-            return "truncated frame header"
-        _, payload_format, version, length, crc = _HEADER.unpack_from(data, offset)
-        end = offset + _HEADER.size + length
-        if end > len(data):
-            return f"truncated frame payload ({len(data) - offset - _HEADER.size} of {length} bytes)"
-        payload = data[offset + _HEADER.size : end]
-        if zlib.crc32(payload, zlib.crc32(data[offset : offset + 12])) != crc:
-            return "frame checksum mismatch"
-        return "frame", end, version, payload_format, payload
-    if magic == ARROW_FRAME_MAGIC:
-        if remaining < _ARROW_HEADER.size:
-            return "truncated frame header"
-        _, version, _, length, crc = _ARROW_HEADER.unpack_from(data, offset)
-        end = offset + _ARROW_HEADER.size + length
-        if end > len(data):
-            return f"truncated frame payload ({len(data) - offset - _ARROW_HEADER.size} of {length} bytes)"
-        payload = data[offset + _ARROW_HEADER.size : end]
-        if zlib.crc32(payload, zlib.crc32(data[offset + 4 : offset + 12])) != crc:
-            return "frame checksum mismatch"
-        return "frame", end, version, 0, payload
-    if magic == LEGACY_FRAME_MAGIC:
-        if remaining < _LEGACY_HEADER.size:
-            return "truncated frame header"
-        _, length, crc = _LEGACY_HEADER.unpack_from(data, offset)
-        end = offset + _LEGACY_HEADER.size + length
-        if end > len(data):
-            return f"truncated frame payload ({len(data) - offset - _LEGACY_HEADER.size} of {length} bytes)"
-        payload = data[offset + _LEGACY_HEADER.size : end]
-        if zlib.crc32(payload) != crc:
-            return "frame checksum mismatch"
-        return "frame", end, 0, 0, payload
+    layout = _FRAME_LAYOUTS.get(magic)
+    if layout is not None:
+        return _parse_frame(data, offset, layout)
     if magic == SEAL_MAGIC:
         if remaining < _SEAL.size:
             return "truncated seal record"

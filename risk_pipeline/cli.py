@@ -10,9 +10,9 @@ Every command takes ``--lake`` (default ``$RISK_LAKE_ROOT``, else ``data/lake``)
 the command's name, with the same meaning (``simulate`` writes through that lake's own spool), and, for an
 object-store lake, ``--storage-option KEY=VALUE`` (repeatable) on top of ``$RISK_STORAGE_OPTIONS``
 (credentials belong in the variable: a command line is visible to every user of the host). Runs happen
-in-process; with ``$DAGSTER_HOME`` set they are recorded in that instance, so the Dagster UI shows
-them next to scheduled runs, and their silver and gold steps take turns with every other run of that
-instance (its concurrency pools, see :mod:`risk_pipeline.defs.ordering`).
+in-process (:mod:`risk_pipeline.materialization`); with ``$DAGSTER_HOME`` set they are recorded in that
+instance, so the Dagster UI shows them next to scheduled runs, and their silver and gold steps take turns
+with every other run of that instance (its concurrency pools, see :mod:`risk_pipeline.defs.ordering`).
 
 A failure is never exit 0: ``materialize`` (and ``demo``) exit 1 when a run or any check fails,
 blocking or not, after printing each failed check with its facts; ``--allow-check-failures`` lets
@@ -29,31 +29,25 @@ timestamps. A bad argument, or a lake that does not exist, is one line on stderr
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Final, NoReturn
+from typing import Final, NoReturn
 
-import dagster as dg
-
-from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS, GOLD_GROUP, SILVER_GROUP
+from risk_pipeline.defs.constants import BRONZE_RISK_EVENTS
 from risk_pipeline.defs.gold.circuit_breaker_transitions import CIRCUIT_BREAKER_TRANSITIONS
 from risk_pipeline.defs.gold.limit_rejection_stats import LIMIT_REJECTION_STATS
 from risk_pipeline.defs.gold.trailing_stop_outcomes import TRAILING_STOP_OUTCOMES
 from risk_pipeline.defs.metadata import table_rows
-from risk_pipeline.defs.ordering import gold_through, partition_tags
 from risk_pipeline.defs.partitions import PARTITIONS_START_ENV
-from risk_pipeline.defs.resources import lake_resource_from_env
 from risk_pipeline.defs.silver.schema import QUARANTINE, SILVER
 from risk_pipeline.defs.silver.window import days_to_build
-from risk_pipeline.lake import Lake, TableRef, days_between
+from risk_pipeline.lake import Lake, TableRef
+from risk_pipeline.materialization import exit_code, materialize_days, open_instance
 from risk_pipeline.query_sections import SECTIONS, QueryFilters, query_sections
 from risk_pipeline.report import build_report, default_report_path
 from risk_pipeline.report_text import FORMATS, render_csv, render_json, render_table
@@ -110,199 +104,6 @@ def simulate(args: argparse.Namespace) -> int:
 def _days(lake: Lake, start: date | None, end: date | None) -> list[date]:
     present = days_to_build(lake, lake.days_present(BRONZE_RISK_EVENTS))  # never a day dated 1999 or 2099
     return [d for d in present if (start is None or d >= start) and (end is None or d <= end)]
-
-
-def _instance() -> dg.DagsterInstance:
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        # Opening a SQLite instance for the first time creates and stamps its databases; two risk-lake
-        # processes doing that at once leave two schema heads behind ("more than one head present"), and
-        # every later open fails. One opener at a time per instance folder (a no-op cost once it exists).
-        Path(home).mkdir(parents=True, exist_ok=True)
-        with open(Path(home) / ".risk-lake-open.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return dg.DagsterInstance.get()
-    print(
-        "note: $DAGSTER_HOME is not set: these runs use a temporary Dagster instance, so they are not recorded "
-        "and do not take turns with runs of other processes on the same lake",
-        file=sys.stderr,
-    )
-    return dg.DagsterInstance.ephemeral()
-
-
-HOST_TAG: Final = "risk/cli_host"
-PID_TAG: Final = "risk/cli_pid"
-"""Tags of every run the CLI executes in its own process: who to ask whether the run is still alive."""
-
-
-def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark failed the CLI runs of this host whose process is gone, freeing their concurrency slots.
-
-    An in-process run killed outright (``kill -9``, a power cut) stays "started" and keeps its pool's slot,
-    so every later silver or gold step would wait for it forever. Only runs this CLI started on this host
-    are looked at, and only when their process no longer exists.
-    """
-    host = socket.gethostname()
-    running = instance.get_runs(
-        filters=dg.RunsFilter(
-            statuses=[dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED], tags={HOST_TAG: host}
-        )
-    )
-    released = []
-    for run in running:
-        pid = int(run.tags.get(PID_TAG, "0"))
-        if pid and not _alive(pid):
-            instance.report_run_failed(run, f"the risk-lake process {pid} that ran it on {host} is gone")
-            if instance.event_log_storage.supports_global_concurrency_limits:
-                instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-            released.append(run.run_id)
-    return released
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
-@dataclass(frozen=True)
-class FailedCheck:
-    """A check that did not pass, with the facts its metadata gives (a gap's writer and range, days broken)."""
-
-    days: str
-    asset: str
-    name: str
-    severity: str
-    facts: dict[str, Any]
-
-    def __str__(self) -> str:
-        facts = "; ".join(f"{key}: {_short(value)}" for key, value in self.facts.items())
-        return f"  FAILED CHECK {self.asset} {self.name} ({self.severity}) for {self.days}: {facts or 'no details'}"
-
-
-def _short(value: Any, limit: int = 300) -> str:
-    text = str(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-@dataclass
-class Materialized:
-    """What a materialisation ended with: the runs that failed (and why) and every failed check."""
-
-    failed_runs: list[str] = field(default_factory=list)
-    failed_checks: list[FailedCheck] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed_runs and not self.failed_checks
-
-
-Step = tuple[str, date, date]
-"""One run of the plan: which layers (``silver+gold`` or ``gold``), its first and last day."""
-
-
-def plan_runs(days: Sequence[date], through: date, *, single_run: bool) -> list[Step]:
-    """The runs that rebuild silver for ``days`` and gold from the first of them through ``through``.
-
-    Gold day D starts from D-1's carried state, so every gold day from the first day asked to the latest
-    built one is rebuilt, in calendar order, after the silver it reads. One run per day (silver and gold
-    for a day asked, gold alone for the days between and after them), or with ``single_run`` one silver
-    run over the days asked and one gold run over the whole range.
-    """
-    first, last = days[0], days[-1]
-    if single_run:
-        return [("silver", first, last), ("gold", first, through)]
-    asked = set(days)
-    return [("silver+gold" if d in asked else "gold", d, d) for d in days_between(first, through + timedelta(days=1))]
-
-
-def materialize_days(
-    days: Sequence[date], *, lake: Lake | None = None, single_run: bool = False, quiet: bool = False
-) -> Materialized:
-    """Materialise silver for ``days`` and gold from the first of them through the latest gold day, in order."""
-    from risk_pipeline.definitions import defs  # loaded after --lake is applied to the environment
-
-    the_lake = lake or Lake()
-    graph = defs.resolve_asset_graph()
-    implicit = defs.resolve_implicit_global_asset_job_def()
-    groups = {"silver": (SILVER_GROUP,), "gold": (GOLD_GROUP,), "silver+gold": (SILVER_GROUP, GOLD_GROUP)}
-    jobs = {
-        name: implicit.get_subset(asset_selection=dg.AssetSelection.groups(*g).resolve(graph))
-        for name, g in groups.items()
-    }
-    if (the_lake.storage_options or None) != storage_options_from_env():
-        # Plain resource config is stored with every run: credentials reach runs through the variable only.
-        raise ValueError(f"storage options reach pipeline runs through ${STORAGE_OPTIONS_ENV} only; set it")
-    resources = {"lake": lake_resource_from_env(root=the_lake.location)}
-    through = gold_through(the_lake, days[-1])
-    runs = plan_runs(days, through, single_run=single_run)
-    if not quiet:
-        print(f"silver for {len(days)} day(s): {days[0]} .. {days[-1]}")
-        later = f" (gold carries state from day to day: every gold day built after {days[-1]} is rebuilt too)"
-        print(f"gold from {days[0]} through {through}{later if through > days[-1] else ''}")
-    instance = _instance()
-    for run_id in release_abandoned_runs(instance):
-        print(f"marked failed run {run_id}: the process running it is gone; its concurrency slots are free")
-    outcome = Materialized()
-    own = {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
-    for layers, first, last in _progress(runs, disable=quiet):
-        label = first.isoformat() if first == last else f"{first}..{last}"
-        result = jobs[layers].execute_in_process(
-            instance=instance,
-            tags={**partition_tags(first, last), **own},
-            raise_on_error=False,
-            run_config=_QUIET,
-            resources=resources,
-        )
-        for event in result.all_events:
-            if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
-                check = event.asset_check_evaluation_data
-                if not check.passed:
-                    facts = {key: getattr(value, "value", value) for key, value in check.metadata.items()}
-                    severity = check.severity.value if check.severity else "ERROR"
-                    failed = FailedCheck(label, check.asset_key.to_user_string(), check.check_name, severity, facts)
-                    outcome.failed_checks.append(failed)
-                    print(failed)
-            elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-                error = event.step_failure_data.error
-                message = error.message.strip().splitlines()[0] if error else "no error recorded"
-                outcome.failed_runs.append(f"{layers} {label}: {event.step_key}: {message}")
-        if not result.success and not any(f.startswith(f"{layers} {label}:") for f in outcome.failed_runs):
-            outcome.failed_runs.append(f"{layers} {label}: run {result.run_id} failed")
-    for failure in outcome.failed_runs:
-        print(f"  FAILED RUN {failure}")
-    return outcome
-
-
-_QUIET: Final = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-"""Step-by-step logs belong in the Dagster UI; the terminal shows progress and failures."""
-
-
-def _progress(items: list[Any], *, disable: bool) -> Any:
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is in the pipeline extra; without it, no bar
-        return items
-    return tqdm(items, desc="materialising", unit="run", disable=disable)
-
-
-def exit_code(outcome: Materialized, *, allow_check_failures: bool = False) -> int:
-    """0 only when every run succeeded and every check passed (or check failures are explicitly allowed)."""
-    if outcome.failed_runs:
-        print(f"{len(outcome.failed_runs)} run(s) failed", file=sys.stderr)
-        return 1
-    if outcome.failed_checks:
-        names = sorted({f"{c.asset} {c.name}" for c in outcome.failed_checks})
-        if allow_check_failures:
-            print(f"{len(outcome.failed_checks)} check(s) failed, allowed by --allow-check-failures: {names}")
-            return 0
-        print(f"{len(outcome.failed_checks)} check(s) failed: {names}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def materialize(args: argparse.Namespace) -> int:
@@ -378,7 +179,7 @@ def demo(args: argparse.Namespace) -> int:
     print()
     show_counts(lake)
     code = run_queries(args)
-    dashboard = build_report(lake, None, None, default_report_path(lake), instance=_instance())
+    dashboard = build_report(lake, None, None, default_report_path(lake), instance=open_instance())
     print(f"\ndashboard ({dashboard.period}, {dashboard.size_bytes / 1e6:.1f} MB), open it in a browser:")
     print(f"  {dashboard.path}")
     print(f"Dagster UI: {PARTITIONS_START_ENV}={os.environ[PARTITIONS_START_ENV]} make dev")
@@ -390,7 +191,7 @@ def report(args: argparse.Namespace) -> int:
     """Write the dashboard for ``--start`` .. ``--end`` and print its path and size."""
     lake = _lake(args)
     require_lake(lake, GOLD_TABLES)
-    instance = _instance() if os.environ.get("DAGSTER_HOME") else None  # failed checks live in the instance
+    instance = open_instance() if os.environ.get("DAGSTER_HOME") else None  # failed checks live in the instance
     summary = build_report(lake, args.start, args.end, args.out, instance=instance)
     print(f"{summary.path} ({summary.size_bytes:,} bytes, {summary.period}, {summary.charts} charts)")
     return 0

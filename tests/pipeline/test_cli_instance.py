@@ -11,7 +11,10 @@ import dagster as dg
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-OPEN = "from risk_pipeline.cli import _instance; instance = _instance(); instance.get_runs(); instance.dispose()"
+OPEN = (
+    "from risk_pipeline.materialization import open_instance; "
+    "instance = open_instance(); instance.get_runs(); instance.dispose()"
+)
 
 
 def test_processes_opening_a_fresh_instance_at_once_leave_one_schema(

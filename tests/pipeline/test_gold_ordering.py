@@ -17,7 +17,7 @@ import dagster_runs
 import pytest
 from ordering_lake import D0, D1, D2, DAYS, bronze, cli_env, gold_tables, late_batch, risk_lake, run_cli
 
-from risk_pipeline import cli
+from risk_pipeline import cli, materialization
 from risk_pipeline.definitions import defs
 from risk_pipeline.defs.bronze.sensors import SENSOR_NAME, write_cursor
 from risk_pipeline.defs.constants import GOLD_GROUP, SILVER_GROUP
@@ -205,7 +205,7 @@ def test_a_killed_cli_run_does_not_hold_the_gold_pool_for_ever(
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     with dg.DagsterInstance.get() as instance:
         job = defs.resolve_implicit_global_asset_job_def()
-        tags = {cli.HOST_TAG: socket.gethostname(), cli.PID_TAG: str(gone.pid)}
+        tags = {materialization.HOST_TAG: socket.gethostname(), materialization.PID_TAG: str(gone.pid)}
         dead = instance.create_run_for_job(job_def=job, status=dg.DagsterRunStatus.STARTED, tags=tags)
         instance.event_log_storage.initialize_concurrency_limit_to_default(GOLD_POOL)
         claim = instance.event_log_storage.claim_concurrency_slot(GOLD_POOL, dead.run_id, gold_asset.op.name)

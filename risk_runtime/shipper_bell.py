@@ -82,10 +82,7 @@ class Bell:
         if fd is None:
             select.select([], [], [], timeout)
             return False
-        try:
-            ready, _, _ = select.select([fd], [], [], timeout)
-        except InterruptedError:
-            return False
+        ready, _, _ = select.select([fd], [], [], timeout)  # a signal does not cut it short (PEP 475)
         if not ready:
             return False
         with contextlib.suppress(BlockingIOError):

@@ -17,8 +17,8 @@ from conftest import bronze
 
 from risk_runtime import RiskEvent, RiskEventLogger, RiskEventType
 from risk_runtime.encoding import encode_batch
-from risk_runtime.events import RAW_EVENT_ID, derived_event_id, event_id_prefix
-from risk_runtime.packing import pack_events, unpack_events
+from risk_runtime.events import RAW_EVENT_ID, SEQUENCE_MASK, derived_event_id, event_id_prefix
+from risk_runtime.packing import derived_id_column, pack_events, unpack_events
 
 T = RiskEventType
 START = datetime(2026, 3, 2, 20, 30, 0, 123456, tzinfo=UTC)
@@ -129,3 +129,41 @@ def test_the_shipper_process_converts_frames_without_importing_pandas(lake: Path
     assert sorted(rows.column("failure_count").to_pylist()) == list(range(1_000))
     assert rows.column("ingest_errors").null_count == 1_000
     assert pa.compute.count_distinct(rows.column("event_id")).as_py() == 1_000
+
+
+@pytest.mark.parametrize("sequences", [[1], [0, 1, 2], [SEQUENCE_MASK, 1, 0xABCDEF012345], list(range(40_000, 41_000))])
+def test_derived_ids_built_in_arrow_are_the_ids_derived_one_by_one(sequences: list[int]) -> None:
+    prefix = event_id_prefix(WRITER)
+    column = derived_id_column(prefix, sequences)
+    assert column.type == pa.string()
+    assert column.to_pylist() == [derived_event_id(prefix, s) for s in sequences]
+
+
+class _AgreeableStr(str):
+    """A string that says it equals anything: it must still land as itself."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+@pytest.mark.parametrize(
+    "sources",
+    [
+        ["orders"] * 5,
+        ["orders"] * 4 + ["orders.ise"],
+        ["orders.ise"] + ["orders"] * 4,
+        ["orders", _AgreeableStr("venue-b"), "orders"],
+        ["orders", None, "orders"],
+        ["orders", 7, "orders"],
+    ],
+)
+def test_a_string_column_of_one_value_converts_as_value_by_value(sources: list[object]) -> None:
+    """One repeated string is copied in C instead of converted per row; any other column takes the per-row path."""
+    events = [RiskEvent(T.CB_FAILURE, timestamp=START, source=s) for s in sources]  # type: ignore[arg-type]
+    batch = encode_batch(events, range(1, len(events) + 1))
+    want = [s if s is None or isinstance(s, str) else None for s in sources]
+    assert batch.column("source").to_pylist() == [None if s is None else str.__str__(s) for s in want]
+    errors = batch.column("ingest_errors").to_pylist()
+    assert [e is not None for e in errors] == [not (s is None or isinstance(s, str)) for s in sources]

@@ -45,7 +45,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
-from risk_runtime.clock import Clock
+from risk_runtime.clock import Clock, Instant, as_datetime, instant_of, reader, span
 from risk_runtime.events import Component, RiskEvent, RiskEventType, utc_now
 from risk_runtime.inputs import require_collaborators
 from risk_runtime.sink import EventSink
@@ -129,13 +129,13 @@ class _BreakerState:
     def __init__(self, breaker: TradingCircuitBreaker) -> None:
         self._breaker = breaker
 
-    def on_check(self, now: datetime) -> None:
+    def on_check(self, now: Instant) -> None:
         """Called before every observation; only OPEN has a lazy transition to make."""
 
-    def on_failure(self, now: datetime) -> None:
+    def on_failure(self, now: Instant) -> None:
         raise NotImplementedError
 
-    def on_success(self, now: datetime) -> None:
+    def on_success(self, now: Instant) -> None:
         raise NotImplementedError
 
 
@@ -144,14 +144,14 @@ class _Closed(_BreakerState):
     allows_trading = True
     __slots__ = ()
 
-    def on_failure(self, now: datetime) -> None:
+    def on_failure(self, now: Instant) -> None:
         b = self._breaker
         b._failure_count += 1
         b._emit(RiskEventType.CB_FAILURE, now)
         if b._failure_count >= b.config.failure_threshold:
             b._transition(CircuitBreakerState.OPEN, now)
 
-    def on_success(self, now: datetime) -> None:
+    def on_success(self, now: Instant) -> None:
         b = self._breaker
         cleared = b._failure_count
         if cleared:
@@ -164,19 +164,19 @@ class _Open(_BreakerState):
     allows_trading = False
     __slots__ = ()
 
-    def on_check(self, now: datetime) -> None:
+    def on_check(self, now: Instant) -> None:
         b = self._breaker
         opened_at = b._opened_at
         if opened_at is None or now >= opened_at + b._reset_delay:
             b._transition(CircuitBreakerState.HALF_OPEN, now)
 
-    def on_failure(self, now: datetime) -> None:
+    def on_failure(self, now: Instant) -> None:
         # A late failure of an order sent before the breaker opened: counted, timer unchanged.
         b = self._breaker
         b._failure_count += 1
         b._emit(RiskEventType.CB_FAILURE, now)
 
-    def on_success(self, now: datetime) -> None:
+    def on_success(self, now: Instant) -> None:
         pass  # a late success proves nothing about the venue now
 
 
@@ -185,13 +185,13 @@ class _HalfOpen(_BreakerState):
     allows_trading = True
     __slots__ = ()
 
-    def on_failure(self, now: datetime) -> None:
+    def on_failure(self, now: Instant) -> None:
         b = self._breaker
         b._failure_count += 1
         b._emit(RiskEventType.CB_FAILURE, now)
         b._transition(CircuitBreakerState.OPEN, now)
 
-    def on_success(self, now: datetime) -> None:
+    def on_success(self, now: Instant) -> None:
         b = self._breaker
         b._half_open_successes += 1
         b._emit(RiskEventType.CB_SUCCESS, now, metadata=json.dumps({"half_open_successes": b._half_open_successes}))
@@ -235,11 +235,10 @@ class TradingCircuitBreaker:
         self.config = config if config is not None else CircuitBreakerConfig()
         self.event_logger = event_logger
         self.name = name
-        self.clock = clock
-        self._reset_delay = self.config.reset_delay
+        self.clock = clock  # also sets how the breaker reads it (see the property)
         self._lock = threading.RLock()
         self._failure_count = 0
-        self._opened_at: datetime | None = None
+        self._opened_at: Instant | None = None
         self._half_open_successes = 0
         self._state: _BreakerState = _Closed(self)
 
@@ -247,13 +246,13 @@ class TradingCircuitBreaker:
     @property
     def state(self) -> CircuitBreakerState:
         with self._lock:
-            self._state.on_check(self.clock())
+            self._state.on_check(self._now())
             return self._state.kind
 
     def is_trading_allowed(self) -> bool:
         """True when CLOSED, or HALF_OPEN (trial orders); False while OPEN."""
         with self._lock:
-            self._state.on_check(self.clock())
+            self._state.on_check(self._now())
             return self._state.allows_trading
 
     @property
@@ -262,7 +261,23 @@ class TradingCircuitBreaker:
 
     @property
     def opened_at(self) -> datetime | None:
-        return self._opened_at
+        return None if self._opened_at is None else as_datetime(self._opened_at)
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        """The breaker reads the wall clock as integer nanoseconds (``time.time_ns``, ~0.04 µs against
+        ~0.16 µs for ``datetime.now``; its events then carry integers the shipper converts in one Arrow
+        pass); an injected clock as the datetimes it returns. ``opened_at`` and the reset timeout are
+        kept in the same unit, so one breaker never compares the two kinds."""
+        opened = None if getattr(self, "_opened_at", None) is None else as_datetime(self._opened_at)  # type: ignore[arg-type]
+        self._clock = clock
+        self._now = reader(clock)
+        self._reset_delay = span(clock, self.config.reset_timeout)
+        self._opened_at = None if opened is None else instant_of(clock, opened)
 
     @property
     def half_open_successes(self) -> int:
@@ -272,14 +287,14 @@ class TradingCircuitBreaker:
     def record_failure(self) -> None:
         """An order to this venue failed."""
         with self._lock:
-            now = self.clock()
+            now = self._now()
             self._state.on_check(now)
             self._state.on_failure(now)
 
     def record_success(self) -> None:
         """An order to this venue succeeded."""
         with self._lock:
-            now = self.clock()
+            now = self._now()
             self._state.on_check(now)
             self._state.on_success(now)
 
@@ -288,7 +303,7 @@ class TradingCircuitBreaker:
         if reason is not None and not isinstance(reason, str):
             raise ValueError(f"reason must be a string or None, got {reason!r}")
         with self._lock:
-            now = self.clock()
+            now = self._now()
             old = self._state.kind
             self._emit(
                 RiskEventType.CB_MANUAL_RESET,
@@ -306,12 +321,12 @@ class TradingCircuitBreaker:
     def snapshot(self, *, durable: bool = False) -> BreakerSnapshot:
         """The in-memory state now (after any due lazy transition)."""
         with self._lock:
-            self._state.on_check(self.clock())
+            self._state.on_check(self._now())
             return BreakerSnapshot(
                 name=self.name,
                 state=self._state.kind,
                 failure_count=self._failure_count,
-                opened_at=self._opened_at,
+                opened_at=self.opened_at,
                 half_open_successes=self._half_open_successes,
                 durable=durable,
             )
@@ -393,14 +408,18 @@ class TradingCircuitBreaker:
         state = CircuitBreakerState(snapshot.state)
         if state is CircuitBreakerState.OPEN and snapshot.opened_at is None:
             raise ValueError("an OPEN snapshot needs opened_at (the reset timeout counts from it)")
+        if snapshot.opened_at is not None and (
+            not isinstance(snapshot.opened_at, datetime) or snapshot.opened_at.utcoffset() is None
+        ):
+            raise ValueError(f"opened_at must be a time-zone-aware datetime, got {snapshot.opened_at!r}")
         with self._lock:
             self._failure_count = snapshot.failure_count
-            self._opened_at = snapshot.opened_at
+            self._opened_at = None if snapshot.opened_at is None else instant_of(self._clock, snapshot.opened_at)
             self._half_open_successes = snapshot.half_open_successes
             self._state = _STATE_CLASSES[state](self)
 
     # ------------------------------------------------------------------ internals
-    def _transition(self, new: CircuitBreakerState, now: datetime) -> None:
+    def _transition(self, new: CircuitBreakerState, now: Instant) -> None:
         old = self._state.kind
         if new is CircuitBreakerState.OPEN:
             self._opened_at = now
@@ -417,7 +436,7 @@ class TradingCircuitBreaker:
     def _emit(
         self,
         event_type: RiskEventType,
-        now: datetime,
+        now: Instant,
         *,
         old_state: str | None = None,
         new_state: str | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from risk_runtime.circuit_breaker import (
 )
 from risk_runtime.clock import ManualClock
 from risk_runtime.encoding import events_to_bronze
-from risk_runtime.events import RiskEvent, RiskEventType
+from risk_runtime.events import RAW_TIMESTAMP, RiskEvent, RiskEventType
 from risk_runtime.sink import MemorySink
 from risk_runtime.table import RiskEventsTable
 
@@ -339,3 +340,59 @@ def test_restore_refuses_an_open_snapshot_without_opened_at() -> None:
     cb, _, _ = make()
     with pytest.raises(ValueError, match="opened_at"):
         cb.restore(BreakerSnapshot("orders", OPEN, 3, None, 0))
+
+
+@pytest.mark.parametrize("opened_at", [datetime(2026, 3, 2, 14, 30), "2026-03-02T14:30:00+00:00"])
+def test_restore_refuses_an_opened_at_that_is_not_an_aware_datetime(opened_at: object) -> None:
+    cb, _, _ = make()
+    with pytest.raises(ValueError, match="time-zone-aware"):
+        cb.restore(BreakerSnapshot("orders", OPEN, 3, opened_at, 0))  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ the wall clock, read as integer nanoseconds
+def test_on_the_wall_clock_events_carry_integer_time_and_read_back_as_utc_datetimes() -> None:
+    sink = MemorySink()
+    cb = TradingCircuitBreaker(CircuitBreakerConfig(failure_threshold=2), event_logger=sink)
+    before = datetime.now(UTC).replace(microsecond=0)
+    cb.record_failure()
+    cb.record_failure()
+    after = datetime.now(UTC) + timedelta(microseconds=1)
+    assert all(type(RAW_TIMESTAMP.__get__(e)) is int for e in sink.events)  # the shipper converts them in one pass
+    stamps = [e.timestamp for e in sink.events]
+    assert all(before <= t <= after and t.tzinfo is UTC for t in stamps)
+    assert cb.state is OPEN and cb.opened_at == stamps[-1]  # the transition's own instant
+
+
+def test_on_the_wall_clock_the_reset_timeout_counts_from_opened_at() -> None:
+    cb = TradingCircuitBreaker(CircuitBreakerConfig(failure_threshold=1, reset_timeout=0.2))
+    cb.record_failure()
+    assert cb.state is OPEN
+    opened = cb.opened_at
+    assert opened is not None
+    while datetime.now(UTC) < opened + timedelta(seconds=0.2):
+        assert cb.state is OPEN
+        time.sleep(0.01)
+    time.sleep(0.002)  # opened_at reads to the microsecond, the breaker keeps nanoseconds
+    assert cb.state is HALF_OPEN
+
+
+@pytest.mark.parametrize(("ago", "expected"), [(30.0, OPEN), (90.0, HALF_OPEN)])
+def test_on_the_wall_clock_a_restored_open_breaker_keeps_its_timeout(ago: float, expected: CircuitBreakerState) -> None:
+    cb = TradingCircuitBreaker(CircuitBreakerConfig(reset_timeout=60.0))
+    opened_at = (datetime.now(UTC) - timedelta(seconds=ago)).replace(microsecond=123456)
+    cb.restore(BreakerSnapshot("default", OPEN, 5, opened_at, 0))
+    assert cb.state is expected
+    assert cb.opened_at == opened_at
+    assert cb.snapshot().opened_at == opened_at
+
+
+def test_a_new_clock_keeps_opened_at() -> None:
+    cb = TradingCircuitBreaker(CircuitBreakerConfig(failure_threshold=1, reset_timeout=60.0))
+    cb.record_failure()
+    opened = cb.opened_at
+    assert opened is not None
+    manual = ManualClock(opened + timedelta(seconds=59))
+    cb.clock = manual
+    assert cb.state is OPEN and cb.opened_at == opened
+    manual.advance(1)
+    assert cb.state is HALF_OPEN and cb.opened_at == opened

@@ -15,8 +15,9 @@ Its invariants, and why each holds:
   ~0.3 µs per event; the Arrow conversion happens in the shipper process) holds it, one frame of
   at most :data:`_FRAME_EVENTS` events at a time (~40 µs); between frames the flusher hands
   it back (``time.sleep(0)``) so trading threads run. The ``write()`` and ``fsync`` release it.
-  When it has fallen behind (a backlog over :data:`_BURST_BACKLOG`), its frames grow to
-  :data:`_BURST_FRAME_EVENTS` so that it catches up (see there).
+  When it has fallen behind (a backlog over :data:`_BURST_BACKLOG`), it takes
+  :data:`_BURST_TURN_EVENTS` per turn, packed as frames of :data:`_BURST_FRAME_EVENTS` and written
+  in one ``write()``, so that it catches up (see there).
 * **Durability window.** The thread wakes every ``sync_interval`` (default 0.5 s, as Vector's disk
   buffer), or sooner when ``log()`` sees a batch's worth waiting (once per wake, so the trading
   thread never pays for waking it per event), and writes the whole backlog; an accepted event is on
@@ -70,12 +71,18 @@ that a 1 ms loop's p99 does not see it. Smaller frames cost more per event (0.31
 frame header's field names take a larger share of the spool."""
 _BURST_BACKLOG: Final = 16_384
 """A backlog this long means the flusher is behind: trading threads make events faster than it packs them."""
-_BURST_FRAME_EVENTS: Final = 4_096
-"""Events per frame while the flusher is behind. A trading thread that runs Python code flat out keeps the
-GIL for the interpreter's switch interval (5 ms) each time it gets it, so the flusher gets one turn per
-~5 ms: at 128 events a turn it would spool ~25k events/s while the burst grows in memory (outside the
-durability window, and costing the shipper ~50 µs a frame). At 4,096 a turn (~1.1 ms) it keeps up with
-~700k events/s. A trading loop in the same process already waits behind the busy thread's 5 ms then."""
+_BURST_TURN_EVENTS: Final = 16_384
+"""Events the flusher takes off the backlog per turn while it is behind. A trading thread that runs Python
+code flat out keeps the GIL for the interpreter's switch interval (5 ms) each time it gets it, and the
+flusher gets it back only that long after each time it let go -- at each ``write()`` and ``sleep(0)``. At
+128 events a turn it spooled ~25k events/s while the burst grew in memory (outside the durability window);
+at 4,096 a turn, ~250k/s against a thread making ~800k/s, so the shipper sat idle waiting for segments and
+then had the whole burst to do after it. A turn of 16,384 (~4 ms of packing, one ``write()``) keeps up. A
+trading loop in the same process already waits behind the busy thread's 5 ms then."""
+_BURST_FRAME_EVENTS: Final = 2_048
+"""Events per frame within a burst turn; the turn's frames go to the spool in one ``write()``. The shipper
+converts a frame's rows together, and its cost per event grows with the frame once the frame's Python
+objects outgrow the CPU caches: ~1.0 µs an event at 1,024-2,048, 1.2 at 4,096, 1.7 at 16,384 (measured)."""
 _SEGMENT_EVENTS: Final = 50_000
 """A segment is sealed at this size whatever the batch size, which bounds what the shipper holds."""
 _MIN_SEAL_INTERVAL: Final = 1.0
@@ -88,8 +95,12 @@ is not at stake: events are on local disk within ``sync_interval`` whether seale
 
 
 def _encode(items: list[tuple[int, Any]]) -> PackedEvents:
-    """Pack ``(sequence, event)`` pairs as one frame's payload (never raises for bad event values)."""
-    return PackedEvents(pack_events(items), len(items))
+    """Pack ``(sequence, event)`` pairs as frames of at most :data:`_BURST_FRAME_EVENTS` (never raises for
+    bad event values)."""
+    if len(items) <= _BURST_FRAME_EVENTS:
+        return PackedEvents((pack_events(items),), len(items))
+    step = _BURST_FRAME_EVENTS
+    return PackedEvents(tuple(pack_events(items[i : i + step]) for i in range(0, len(items), step)), len(items))
 
 
 class Flusher:
@@ -218,7 +229,7 @@ class Flusher:
             items: list[tuple[int, object]] = []
             with contextlib.suppress(IndexError):  # drop_oldest in log() may empty it under us
                 backlog = len(buffer)
-                for _ in range(min(backlog, _BURST_FRAME_EVENTS if backlog > _BURST_BACKLOG else _FRAME_EVENTS)):
+                for _ in range(min(backlog, _BURST_TURN_EVENTS if backlog > _BURST_BACKLOG else _FRAME_EVENTS)):
                     items.append(buffer.popleft())
             if not items:
                 break

@@ -86,9 +86,9 @@ def segment_name(number: int, sealed: bool) -> str:
 
 @dataclass(frozen=True)
 class PackedEvents:
-    """A frame's worth of events packed by :func:`risk_runtime.packing.pack_events` (an RSF3 payload)."""
+    """Events packed by :func:`risk_runtime.packing.pack_events`: one RSF3 payload per frame, written together."""
 
-    payload: bytes
+    payloads: tuple[bytes, ...]
     num_rows: int
 
 
@@ -387,15 +387,18 @@ class SegmentWriter:
         self._fd: int | None = None
 
     def write(self, batch: pa.RecordBatch | PackedEvents) -> int:
-        """Append one frame (RSF3 for packed events, RSF2 for an Arrow batch); returns its size.
+        """Append packed events (their RSF3 frames, in one ``write()``) or an Arrow batch (one RSF2 frame);
+        returns the bytes written.
 
         Raises OSError (nothing is half-counted then). Durability is :meth:`sync`'s job, once per
         flush cycle rather than once per frame.
         """
         if isinstance(batch, PackedEvents):
-            frame = encode_packed_frame(batch.payload, self.schema_version)
+            version = self.schema_version
+            frame = b"".join([encode_packed_frame(payload, version) for payload in batch.payloads])
+            frames = len(batch.payloads)
         else:
-            frame = encode_frame(batch, self.schema_version)
+            frame, frames = encode_frame(batch, self.schema_version), 1
         if self._fd is None:
             number = self.next_number
             path = self.directory / segment_name(number, sealed=False)
@@ -411,7 +414,7 @@ class SegmentWriter:
             raise OSError(f"short write to spool segment ({written} of {len(frame)} bytes)")
         self.open_events += batch.num_rows
         self.open_bytes += len(frame)
-        self.open_frames += 1
+        self.open_frames += frames
         return len(frame)
 
     def sync(self) -> None:

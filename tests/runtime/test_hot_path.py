@@ -231,7 +231,7 @@ def test_an_arrow_frame_of_the_previous_format_still_ships_beside_packed_ones(la
     new = [RiskEvent(T.CB_FAILURE, source="rsf3", failure_count=i) for i in range(3, 5)]
     segments = SegmentWriter(writer_dir, fsync=False)
     segments.write(encode_batch(old, [1, 2, 3]))  # the old encoder's Arrow frame, as RSF2
-    segments.write(PackedEvents(pack_events([(4, new[0]), (5, new[1])]), 2))
+    segments.write(PackedEvents((pack_events([(4, new[0]), (5, new[1])]),), 2))
     segments.seal()
     data = list_segments(writer_dir)[0].path.read_bytes()
     assert data.startswith(ARROW_FRAME_MAGIC) and FRAME_MAGIC in data
@@ -266,7 +266,7 @@ def test_a_packed_frame_this_build_cannot_read_stays_in_the_spool(lake: Path, sp
     else:
         frame = encode_packed_frame(payload, payload_format=9)
     segments = SegmentWriter(writer_dir, fsync=False)
-    segments.write(PackedEvents(payload, 1))  # a frame this build writes, so the segment is well formed ...
+    segments.write(PackedEvents((payload,), 1))  # a frame this build writes, so the segment is well formed ...
     path = list_segments(writer_dir)[0].path
     with open(path, "ab") as handle:  # ... then one it cannot read
         handle.write(frame)
@@ -286,7 +286,7 @@ def test_the_frame_checksum_covers_its_header(tmp_path: Path) -> None:
     writer_dir = tmp_path / "w"
     writer_dir.mkdir()
     segments = SegmentWriter(writer_dir, fsync=False)
-    segments.write(PackedEvents(pack_events([(1, RiskEvent(T.CB_FAILURE))]), 1))
+    segments.write(PackedEvents((pack_events([(1, RiskEvent(T.CB_FAILURE))]),), 1))
     segments.seal()
     path = list_segments(writer_dir)[0].path
     data = bytearray(path.read_bytes())

@@ -37,6 +37,7 @@ aside and where, and exits 1 if it set anything aside or held anything back.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,6 +101,20 @@ class _Pending:
     alive: bool
 
 
+@dataclass
+class _Batch:
+    """One commit's worth: the converted rows, each writer's last segment in it, and the segment files."""
+
+    pending: list[_Pending]
+    frames: list[pa.Table] = field(default_factory=list)
+    transactions: dict[str, int] = field(default_factory=dict)
+    shipped: list[Segment] = field(default_factory=list)
+    events: int = 0
+    deferred: bool = False
+    """A writer was left for the next cycle: it needs the table, which the commit in flight was using."""
+    committed: bool = False
+
+
 class Shipper:
     """Commits the sealed segments of every writer in ``spool_dir`` to bronze."""
 
@@ -116,6 +132,9 @@ class Shipper:
         self.max_commit_events = max_commit_events
         self.stats = ShipStats()
         self._next_expected: dict[str, int] = {}
+        self._landed: dict[str, int] = {}
+        """Each writer's last segment in bronze: read from the table when the writer is first seen, then
+        kept from this shipper's own commits (one shipper serves a spool, and only it commits its writers)."""
         self._status = ShipperStatus(pid=os.getpid(), lake=self.table.lake_root)
         self._status_written = 0.0
 
@@ -126,26 +145,47 @@ class Shipper:
     # ------------------------------------------------------------------ one cycle
     def ship_once(self) -> int:
         """Commit everything that is ready; returns the number of events committed."""
+        batch = self._prepare()
+        if batch is not None and batch.transactions:
+            self._write(batch)
+        return self._land(batch)
+
+    def _prepare(self, in_flight: _Batch | None = None) -> _Batch | None:
+        """Read and convert every shippable segment into one commit's worth (None: nothing pending).
+
+        With ``in_flight`` -- a commit another thread is writing -- its segments are left alone, the next
+        segment of each of its writers follows on from it, and the table is not touched (that thread is using
+        it): what each writer has landed comes from :attr:`_landed`. A writer seen for the first time needs
+        the table: it waits for a cycle with nothing in flight (``deferred`` asks for one).
+        """
         pending = self._collect()
         if not pending:
             self._report()
-            return 0
-        table = self.table.ensure_exists()
-        table.update_incremental()
-        frames: list[pa.Table] = []
-        transactions: dict[str, int] = {}
-        shipped: list[Segment] = []
-        events_in_commit = 0
+            return None
+        deferred = False
+        if in_flight is None:
+            table = self.table.ensure_exists()
+            table.update_incremental()
+            for item in pending:
+                self._landed[item.writer_id] = table.transaction_version(item.writer_id) or 0
+        elif any(item.writer_id not in self._landed for item in pending):
+            pending = [item for item in pending if item.writer_id in self._landed]
+            deferred = True
+        flying = in_flight.transactions if in_flight is not None else {}
+        batch = _Batch(pending=pending, deferred=deferred)
         for item in pending:
-            landed = table.transaction_version(item.writer_id) or 0
-            expected = max(landed, self._next_expected.get(item.writer_id, 1) - 1) + 1
+            landed = self._landed[item.writer_id]
+            skip = max(landed, flying.get(item.writer_id, 0))
+            expected = max(skip, self._next_expected.get(item.writer_id, 1) - 1) + 1
             self.stats.held_back.pop(item.writer_id, None)
             for segment in item.segments:
                 if segment.number <= landed:  # committed before a crash: delete, don't resend
                     segment.path.unlink(missing_ok=True)
                     self.stats.skipped_segments += 1
                     continue
-                if events_in_commit >= self.max_commit_events:
+                if segment.number <= skip:  # in the commit being written
+                    continue
+                if batch.events >= self.max_commit_events:
                     break
                 contents = read_segment(segment.path, sealed=True)
                 refusal = _unshippable(contents)
@@ -158,31 +198,45 @@ class Shipper:
                 if contents.damage:
                     self._set_aside(item.writer_dir, segment, contents)
                 if table_part is not None and table_part.num_rows:
-                    frames.append(encoding.finish_bronze(table_part, writer_id=item.writer_id))
-                    events_in_commit += table_part.num_rows
-                transactions[item.writer_id] = segment.number
-                shipped.append(segment)
+                    batch.frames.append(encoding.finish_bronze(table_part, writer_id=item.writer_id))
+                    batch.events += table_part.num_rows
+                batch.transactions[item.writer_id] = segment.number
+                batch.shipped.append(segment)
                 expected = segment.number + 1
                 self._next_expected[item.writer_id] = expected
-        if transactions:
-            data = pa.concat_tables(frames, promote_options="permissive") if frames else None
-            if data is not None and data.num_rows:
-                self.table.append(
-                    data,
-                    transactions=transactions,
-                    metadata={
-                        COMMIT_EVENT_DATES: format_event_dates(pc.unique(data.column("event_date")).to_pylist()),
-                        COMMIT_WRITERS: len(transactions),
-                    },
-                )
+        return batch
+
+    def _write(self, batch: _Batch) -> None:
+        """The Delta commit of ``batch`` (its rows, if any, and every writer's last segment). Touches only the
+        table, so it can run on another thread while the next batch is prepared: the write releases the GIL."""
+        data = pa.concat_tables(batch.frames, promote_options="permissive") if batch.frames else None
+        if data is not None and data.num_rows:
+            self.table.append(
+                data,
+                transactions=batch.transactions,
+                metadata={
+                    COMMIT_EVENT_DATES: format_event_dates(pc.unique(data.column("event_date")).to_pylist()),
+                    COMMIT_WRITERS: len(batch.transactions),
+                },
+            )
+            batch.committed = True
+
+    def _land(self, batch: _Batch | None) -> int:
+        """After :meth:`_write` returned: delete the committed segments and count them; returns the events."""
+        if batch is None:
+            return 0
+        if batch.transactions:
+            if batch.committed:
                 self.stats.commits += 1
-            for segment in shipped:
+                for writer_id, number in batch.transactions.items():
+                    self._landed[writer_id] = max(self._landed.get(writer_id, 0), number)
+            for segment in batch.shipped:
                 segment.path.unlink(missing_ok=True)
-            self.stats.events += events_in_commit
-        self._remove_finished_writers(pending)
+            self.stats.events += batch.events
+        self._remove_finished_writers(batch.pending)
         self._status.last_error, self._status.error_since = None, None
         self._report()
-        return events_in_commit
+        return batch.events
 
     def _collect(self) -> list[_Pending]:
         pending = []
@@ -326,19 +380,22 @@ class Shipper:
         backoff = wait = poll_interval
         idle_since: float | None = None
         bell = Bell(self.spool_dir)
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bronze-commit")
+        in_flight: tuple[Future[None], _Batch] | None = None
         try:
             while True:
                 try:
-                    shipped = self.ship_once()
+                    shipped, in_flight = self._overlapped_cycle(writer, in_flight)
                     backoff = poll_interval
                 except Exception as exc:  # the lake is unwritable or missing: keep everything, retry
-                    shipped = 0
+                    in_flight = None
+                    self._landed.clear()  # what landed is read from the table again
                     self.record_error(exc)
                     log.warning("commit failed, retrying in %.2fs: %s", backoff, self.stats.last_error)
                     time.sleep(backoff)
                     backoff = min(max_backoff, backoff * 2)
                     continue
-                if shipped:
+                if shipped or in_flight is not None:
                     idle_since, wait = None, poll_interval
                     continue
                 if idle_exit is not None and not self.has_work():
@@ -350,7 +407,37 @@ class Shipper:
                 rang = bell.wait(wait)
                 wait = next_poll(wait, rang=rang, fastest=poll_interval, slowest=idle_poll)
         finally:
+            if in_flight is not None:  # a commit still being written: let it finish, and count it if it landed
+                with contextlib.suppress(Exception):
+                    in_flight[0].result()
+                    self._land(in_flight[1])
+            writer.shutdown(wait=True)
             bell.close()
+
+    def _overlapped_cycle(
+        self, writer: ThreadPoolExecutor, in_flight: tuple[Future[None], _Batch] | None
+    ) -> tuple[int, tuple[Future[None], _Batch] | None]:
+        """Prepare the next commit while the previous one is written on ``writer``'s thread.
+
+        Converting segments holds the GIL; a Delta write mostly does not (Parquet encoding and I/O in Rust).
+        So under load the two overlap, on two cores when there are two. The order of commits is kept: the
+        next is submitted only after the previous one returned, and if that one failed, the batch prepared
+        on top of it is dropped (its segments are still in the spool, and are prepared again once the table
+        says what landed). Returns the events landed in this cycle and the commit now in flight.
+        """
+        try:
+            batch = self._prepare(in_flight[1] if in_flight is not None else None)
+        finally:
+            landed = 0
+            if in_flight is not None:
+                in_flight[0].result()  # raises the write's error: the batch prepared on top of it is dropped
+                landed = self._land(in_flight[1])
+        if batch is None or not batch.transactions:
+            return landed + self._land(batch), None
+        if batch.deferred:  # a new writer needs the table: commit this batch now, and read the table next cycle
+            self._write(batch)
+            return landed + self._land(batch), None
+        return landed, (writer.submit(self._write, batch), batch)
 
 
 def _unshippable(contents: SegmentContents) -> str | None:

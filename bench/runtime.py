@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=4_000, help="timed 1 ms ticks per loop run")
     parser.add_argument("--loop-warmup", type=int, default=300, help="untimed ticks before them")
     parser.add_argument("--pairs", type=int, default=5, help="off/on loop pairs per rate (medians reported)")
-    parser.add_argument("--events", type=int, default=1_000_000, help="decisions in the sustained run")
+    parser.add_argument("--events", type=int, default=1_000_000, help="decisions in each sustained run")
+    parser.add_argument("--sustained-runs", type=int, default=3, help="sustained runs per placement")
     args = parser.parse_args(argv)
     began = time.perf_counter()
     print(
@@ -72,9 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     report.print_loops([run for runs in loops.values() for run in runs])
 
-    print(f"[4] sustained: {args.events:,} record_failure() decisions, one process", flush=True)
-    sustained = measure.sustained(args.events)
-    report.print_sustained(sustained)
+    print(
+        f"[4] sustained: {args.events:,} record_failure() decisions, one process; "
+        f"{args.sustained_runs} runs per placement (the median reported)",
+        flush=True,
+    )
+    placements: list[tuple[int, int] | None] = [None]
+    pin = measure.pinned_cpus()
+    if pin is not None:
+        placements.append(pin)
+    else:
+        print("  (one CPU here: no run with a CPU each for the trading process and its shipper)", flush=True)
+    sustained = []
+    for placement in placements:
+        runs = [measure.sustained(args.events, placement) for _ in range(args.sustained_runs)]
+        report.print_sustained(runs)
+        sustained.append(measure.median_sustained(runs))
 
     missed = report.print_summary(breaker, stdlib, sustained, loops)
     own, children = peak_rss_mb()

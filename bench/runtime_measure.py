@@ -13,6 +13,7 @@ import asyncio
 import collections
 import logging
 import logging.handlers
+import os
 import queue
 import resource
 import tempfile
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pyarrow.compute as pc
 from deltalake import DeltaTable
@@ -273,6 +274,8 @@ class Sustained:
     """``record_failure()`` as fast as one thread can, logger attached, until bronze holds every event."""
 
     events: int
+    placement: str
+    """Where the two processes ran: the scheduler's choice, or a CPU each."""
     calls_seconds: float
     total_seconds: float
     """First call to ``flush_blocking()`` returning with every event committed."""
@@ -304,7 +307,29 @@ class Sustained:
         return self.flushed and self.bronze.rows == self.bronze.distinct_sequences == self.events
 
 
-def sustained(events: int) -> Sustained:
+SCHEDULER: Final = "scheduler's choice"
+
+
+def pinned_cpus() -> tuple[int, int] | None:
+    """Two CPUs this process may use (one for it, one for its shipper), or None on a one-CPU machine."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return (allowed[0], allowed[-1]) if len(allowed) >= 2 else None
+
+
+def sustained(events: int, pin: tuple[int, int] | None = None) -> Sustained:
+    """One sustained run; with ``pin``, this process runs on ``pin[0]`` and its shipper on ``pin[1]``
+    (``shipper_cpus``), as a deployment that gives each its own core would."""
+    before = os.sched_getaffinity(0) if pin is not None else None
+    if pin is not None:
+        os.sched_setaffinity(0, {pin[0]})
+    try:
+        return _sustained(events, pin)
+    finally:
+        if before is not None:
+            os.sched_setaffinity(0, before)
+
+
+def _sustained(events: int, pin: tuple[int, int] | None) -> Sustained:
     bare = TradingCircuitBreaker(NEVER_OPENS, name="orders")
     fail = bare.record_failure
     c0 = time.process_time()
@@ -312,9 +337,11 @@ def sustained(events: int) -> Sustained:
         fail()
     bare_cpu = time.process_time() - c0
     children_before = _children_cpu()
+    placement = SCHEDULER if pin is None else f"this process on CPU {pin[0]}, its shipper on CPU {pin[1]}"
     with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
         root = Path(tmp)
-        logger = new_logger(root, max_buffer_events=events + 10_000)
+        extra = {} if pin is None else {"shipper_cpus": {pin[1]}}
+        logger = new_logger(root, max_buffer_events=events + 10_000, **extra)
         logger.start()
         wait_shipper_running(root / "spool")
         breaker = TradingCircuitBreaker(NEVER_OPENS, event_logger=logger, name="orders")
@@ -329,7 +356,16 @@ def sustained(events: int) -> Sustained:
         bronze = check_bronze(root / "lake")
         wait_shipper_gone(root / "spool", [logger])
     shipper_cpu = _children_cpu() - children_before
-    return Sustained(events, t1 - t0, t2 - t0, c1 - c0, bare_cpu, shipper_cpu, flushed, bronze)
+    return Sustained(events, placement, t1 - t0, t2 - t0, c1 - c0, bare_cpu, shipper_cpu, flushed, bronze)
+
+
+def median_sustained(runs: Sequence[Sustained]) -> Sustained:
+    """The run with the median rate (every run must have landed all its events to count as landed)."""
+    ordered = sorted(runs, key=lambda r: r.rate)
+    middle = ordered[(len(ordered) - 1) // 2]
+    if all(r.landed for r in runs):
+        return middle
+    return next(r for r in runs if not r.landed)
 
 
 def _children_cpu() -> float:

@@ -61,7 +61,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -120,6 +120,10 @@ class RiskEventLogger:
         shipper_nice: how much lower than normal the shipper it starts runs in the CPU scheduler
             (0..19, default 10): converting and committing is background work, and on a busy host
             it must not take the CPU a trading thread is waking up to (see :mod:`risk_runtime.supervision`).
+        shipper_cpus: the CPUs the shipper it starts may run on (default: the trading process's own, as a
+            child inherits them). A trading process pinned to a core would otherwise have its shipper on
+            that same core; given a core of its own, the shipper keeps up with a burst instead of finishing
+            it afterwards, and never runs where the trading thread runs (see ``bench/README.md``).
 
     Every interval must be a finite positive number of seconds and every size a positive integer:
     anything else is a ``ValueError`` naming the parameter, here, at construction.
@@ -143,6 +147,7 @@ class RiskEventLogger:
         exit_timeout: float = 10.0,
         flush_timeout: float = 30.0,
         shipper_nice: int = 10,
+        shipper_cpus: Iterable[int] | None = None,
     ) -> None:
         self.config = LoggerConfig(
             batch_size=batch_size,
@@ -157,6 +162,7 @@ class RiskEventLogger:
             exit_timeout=exit_timeout,
             flush_timeout=flush_timeout,
             shipper_nice=shipper_nice,
+            shipper_cpus=shipper_cpus,  # type: ignore[arg-type]  # validated into a frozenset
         )
         self.lake_root = resolve_lake_root(lake_root)
         self.spool_dir = Path(spool_dir).resolve() if spool_dir is not None else default_spool_dir(self.lake_root)
@@ -177,6 +183,7 @@ class RiskEventLogger:
             self.storage_options,
             enabled=self.config.start_shipper,
             nice=self.config.shipper_nice,
+            cpus=self.config.shipper_cpus,
         )
         self._reset_writer()
         process_hooks.register(self)

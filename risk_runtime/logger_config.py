@@ -10,6 +10,7 @@ names the parameter.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -42,6 +43,7 @@ class LoggerConfig:
     exit_timeout: float = 10.0
     flush_timeout: float = 30.0
     shipper_nice: int = 10
+    shipper_cpus: frozenset[int] | None = None
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "max_buffer_events"):
@@ -60,6 +62,8 @@ class LoggerConfig:
         nice = self.shipper_nice
         if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
             raise ValueError(f"shipper_nice must be an integer from 0 to 19, got {nice!r}")
+        if self.shipper_cpus is not None:
+            object.__setattr__(self, "shipper_cpus", _cpu_set(self.shipper_cpus))
         if not isinstance(self.max_spool_bytes, int) or self.max_spool_bytes < 1 << 20:
             raise ValueError(f"max_spool_bytes must be at least 1 MiB, got {self.max_spool_bytes!r}")
         try:
@@ -67,3 +71,18 @@ class LoggerConfig:
         except ValueError:
             choices = ", ".join(p.value for p in OverflowPolicy)
             raise ValueError(f"overflow must be one of {choices}, got {self.overflow!r}") from None
+
+
+def _cpu_set(cpus: object) -> frozenset[int]:
+    """``shipper_cpus`` checked here, where it was given: CPUs this machine has, on a system that can pin."""
+    if not hasattr(os, "sched_setaffinity"):
+        raise ValueError("shipper_cpus needs os.sched_setaffinity, which this platform does not have (Linux does)")
+    count = os.cpu_count() or 1
+    try:
+        chosen = frozenset(cpus)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"shipper_cpus must be a set of CPU numbers, got {cpus!r}") from None
+    wrong = [c for c in chosen if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < count]
+    if not chosen or wrong:
+        raise ValueError(f"shipper_cpus must be a non-empty set of CPU numbers from 0 to {count - 1}, got {cpus!r}")
+    return chosen

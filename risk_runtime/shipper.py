@@ -494,6 +494,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--nice", type=int, default=0, choices=range(20), metavar="0..19", help="run this far below normal CPU priority"
     )
+    parser.add_argument(
+        "--cpus", type=_cpu_list, default=None, metavar="N[,N...]", help="run only on these CPUs (default: inherited)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
     if args.nice:
@@ -510,6 +513,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shipper.record_error(exc)
             print(f"refusing to ship: {exc}", file=sys.stderr, flush=True)
             return 2
+        if args.cpus is not None:
+            try:
+                os.sched_setaffinity(0, args.cpus)
+            except (OSError, ValueError) as exc:  # a CPU outside this process's cpuset: the operator asked for it
+                shipper.record_error(OSError(f"cannot run on CPUs {sorted(args.cpus)}: {exc}"))
+                print(f"refusing to ship: {shipper.stats.last_error}", file=sys.stderr, flush=True)
+                return 2
         log.info("shipping %s to %s", args.spool, shipper.table.uri)
         if args.once:
             return _recover(shipper)
@@ -518,6 +528,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         lock.release()
     return 0
+
+
+def _cpu_list(text: str) -> set[int]:
+    try:
+        cpus = {int(part) for part in text.split(",")}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CPU numbers separated by commas, got {text!r}") from None
+    if not cpus or min(cpus) < 0:
+        raise argparse.ArgumentTypeError(f"expected CPU numbers from 0 up, got {text!r}")
+    return cpus
 
 
 def _recover(shipper: Shipper) -> int:

@@ -79,12 +79,14 @@ class ShipperSupervisor:
         *,
         enabled: bool,
         nice: int = 0,
+        cpus: frozenset[int] | None = None,
     ) -> None:
         self.spool_dir = spool_dir
         self.lake_root = lake_root
         self.storage_options = dict(storage_options) if storage_options else None
         self.enabled = enabled
         self.nice = nice
+        self.cpus = cpus
         self._process: subprocess.Popen[bytes] | None = None
         self.last_check = 0.0
 
@@ -107,6 +109,8 @@ class ShipperSupervisor:
             env[STORAGE_OPTIONS_ENV] = json.dumps(self.storage_options)
         command = [sys.executable, "-m", "risk_runtime.shipper", "--spool", str(self.spool_dir)]
         command += ["--lake", self.lake_root, "--nice", str(self.nice)]
+        if self.cpus is not None:
+            command += ["--cpus", ",".join(map(str, sorted(self.cpus)))]
         with open(self.spool_dir / SHIPPER_LOG, "ab") as shipper_log:
             self._process = subprocess.Popen(
                 command,

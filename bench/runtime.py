@@ -66,24 +66,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     construct, handoff = measure.handoff_costs(args.calls, args.warmup)
     report.print_handoff(construct, handoff)
 
+    pin = measure.pinned_cpus()
+    placements: list[tuple[int, int] | None] = [None] if pin is None else [None, pin]
+    if pin is None:
+        print("(one CPU here: no runs with a CPU each for the trading process and its shipper)", flush=True)
+
     print(f"[3] 1 ms asyncio loop: {args.pairs} x (off, on) per rate, {args.ticks:,} timed ticks each", flush=True)
-    loops = {
-        rate: measure.loop_pairs(args.pairs, args.ticks, args.loop_warmup, rate, _progress)
-        for rate in (1_000.0, 10_000.0)
-    }
-    report.print_loops([run for runs in loops.values() for run in runs])
+    loops: list[dict[float, list[measure.LoopRun]]] = []
+    for placement in placements:
+        print(f"  {measure.placement_name(placement)}", flush=True)
+        loops.append(
+            {
+                rate: measure.loop_pairs(args.pairs, args.ticks, args.loop_warmup, rate, _progress, placement)
+                for rate in (1_000.0, 10_000.0)
+            }
+        )
+        report.print_loops([run for runs in loops[-1].values() for run in runs], measure.placement_name(placement))
 
     print(
         f"[4] sustained: {args.events:,} record_failure() decisions, one process; "
         f"{args.sustained_runs} runs per placement (the median reported)",
         flush=True,
     )
-    placements: list[tuple[int, int] | None] = [None]
-    pin = measure.pinned_cpus()
-    if pin is not None:
-        placements.append(pin)
-    else:
-        print("  (one CPU here: no run with a CPU each for the trading process and its shipper)", flush=True)
     sustained = []
     for placement in placements:
         runs = [measure.sustained(args.events, placement) for _ in range(args.sustained_runs)]
@@ -94,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     own, children = peak_rss_mb()
     print(
         f"durability window (longest wait for the spool, median of the 'on' loops): "
-        f"{report.durability_window(loops[1_000.0]) * 1000:.0f} ms at 1,000/s, "
-        f"{report.durability_window(loops[10_000.0]) * 1000:.0f} ms at 10,000/s",
+        f"{report.durability_window(loops[0][1_000.0]) * 1000:.0f} ms at 1,000/s, "
+        f"{report.durability_window(loops[0][10_000.0]) * 1000:.0f} ms at 10,000/s",
         flush=True,
     )
     print(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import logging.handlers
 import os
@@ -18,7 +19,7 @@ import queue
 import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -316,20 +317,32 @@ def pinned_cpus() -> tuple[int, int] | None:
     return (allowed[0], allowed[-1]) if len(allowed) >= 2 else None
 
 
-def sustained(events: int, pin: tuple[int, int] | None = None) -> Sustained:
-    """One sustained run; with ``pin``, this process runs on ``pin[0]`` and its shipper on ``pin[1]``
-    (``shipper_cpus``), as a deployment that gives each its own core would."""
-    before = os.sched_getaffinity(0) if pin is not None else None
-    if pin is not None:
-        os.sched_setaffinity(0, {pin[0]})
+@contextlib.contextmanager
+def placed(pin: tuple[int, int] | None) -> Iterator[dict[str, Any]]:
+    """With ``pin``, this process runs on ``pin[0]`` and the loggers made with the settings yielded start their
+    shipper on ``pin[1]`` (``shipper_cpus``), as a deployment that gives each its own core would."""
+    if pin is None:
+        yield {}
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {pin[0]})
     try:
-        return _sustained(events, pin)
+        yield {"shipper_cpus": {pin[1]}}
     finally:
-        if before is not None:
-            os.sched_setaffinity(0, before)
+        os.sched_setaffinity(0, before)
 
 
-def _sustained(events: int, pin: tuple[int, int] | None) -> Sustained:
+def placement_name(pin: tuple[int, int] | None) -> str:
+    return SCHEDULER if pin is None else f"this process on CPU {pin[0]}, its shipper on CPU {pin[1]}"
+
+
+def sustained(events: int, pin: tuple[int, int] | None = None) -> Sustained:
+    """One sustained run, placed by :func:`placed`."""
+    with placed(pin) as settings:
+        return _sustained(events, pin, settings)
+
+
+def _sustained(events: int, pin: tuple[int, int] | None, settings: dict[str, Any]) -> Sustained:
     bare = TradingCircuitBreaker(NEVER_OPENS, name="orders")
     fail = bare.record_failure
     c0 = time.process_time()
@@ -337,11 +350,10 @@ def _sustained(events: int, pin: tuple[int, int] | None) -> Sustained:
         fail()
     bare_cpu = time.process_time() - c0
     children_before = _children_cpu()
-    placement = SCHEDULER if pin is None else f"this process on CPU {pin[0]}, its shipper on CPU {pin[1]}"
+    placement = placement_name(pin)
     with tempfile.TemporaryDirectory(prefix="bench-sustained-") as tmp:
         root = Path(tmp)
-        extra = {} if pin is None else {"shipper_cpus": {pin[1]}}
-        logger = new_logger(root, max_buffer_events=events + 10_000, **extra)
+        logger = new_logger(root, max_buffer_events=events + 10_000, **settings)
         logger.start()
         wait_shipper_running(root / "spool")
         breaker = TradingCircuitBreaker(NEVER_OPENS, event_logger=logger, name="orders")
@@ -427,18 +439,18 @@ async def tick_loop(
     return LoopRun("on" if logger else "off", rate, lateness, done - done_before, durability)
 
 
-def loop_off(ticks: int, warmup: int, rate: float) -> LoopRun:
+def loop_off(ticks: int, warmup: int, rate: float, **_: Any) -> LoopRun:
     breaker = TradingCircuitBreaker(NEVER_OPENS, name="orders")
     return asyncio.run(tick_loop(ticks, warmup, breaker, rate, None))
 
 
-def loop_on(ticks: int, warmup: int, rate: float) -> LoopRun:
+def loop_on(ticks: int, warmup: int, rate: float, **settings: Any) -> LoopRun:
     """The loop with a logger into a temp lake (default settings, shipper running), committed on return."""
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
         root = Path(tmp)
 
         async def session() -> tuple[LoopRun, RiskEventLogger]:
-            logger = new_logger(root)
+            logger = new_logger(root, **settings)
             await logger.initialize()
             await asyncio.to_thread(wait_shipper_running, root / "spool")
             breaker = TradingCircuitBreaker(NEVER_OPENS, event_logger=logger, name="orders")
@@ -453,14 +465,22 @@ def loop_on(ticks: int, warmup: int, rate: float) -> LoopRun:
     return run
 
 
-def loop_pairs(pairs: int, ticks: int, warmup: int, rate: float, progress: Callable[[str], None]) -> list[LoopRun]:
-    """``pairs`` alternating (off, on) runs at ``rate`` decisions/s."""
+def loop_pairs(
+    pairs: int,
+    ticks: int,
+    warmup: int,
+    rate: float,
+    progress: Callable[[str], None],
+    pin: tuple[int, int] | None = None,
+) -> list[LoopRun]:
+    """``pairs`` alternating (off, on) runs at ``rate`` decisions/s, both placed by :func:`placed`."""
     runs: list[LoopRun] = []
-    for _ in range(pairs):
-        for run_one in (loop_off, loop_on):
-            run = run_one(ticks, warmup, rate)
-            runs.append(run)
-            progress(f"  {rate:,.0f}/s loop {run.mode:>3}: p99 {run.p99 * 1000:.3f} ms")
+    with placed(pin) as settings:
+        for _ in range(pairs):
+            for run_one in (loop_off, loop_on):
+                run = run_one(ticks, warmup, rate, **settings)
+                runs.append(run)
+                progress(f"  {rate:,.0f}/s loop {run.mode:>3}: p99 {run.p99 * 1000:.3f} ms")
     return runs
 
 

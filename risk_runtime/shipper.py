@@ -18,7 +18,10 @@ Each cycle, per writer, segments in number order: segments whose number the tabl
 records (``txn`` version) are deleted unread; the rest are read and committed in one Delta commit
 carrying ``Transaction(writer_id, last_segment)`` for every writer in it; then their files are
 deleted. A crash anywhere in between is repaired by the next cycle's version check: nothing is
-lost and nothing lands twice.
+lost and nothing lands twice. While it runs, the next commit is read and converted while the previous
+one is written on a second thread (the Delta write releases the GIL): one write in flight, the next
+submitted only once it returned, and a batch prepared on top of a write that failed is dropped, so a
+later segment's transaction never records an earlier one as landed.
 
 **Whole segments, or nothing.** A segment with a frame of a schema version this build does not know
 (newer than :data:`~risk_runtime.events.SCHEMA_VERSION`), or with a column bronze's schema here does

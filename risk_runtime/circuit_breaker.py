@@ -41,7 +41,7 @@ import os
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Final
 
@@ -87,10 +87,6 @@ class CircuitBreakerConfig:
             raise ValueError(f"reset_timeout must be a finite number of seconds, got {timeout!r}")
         if timeout < 0:
             raise ValueError(f"reset_timeout must not be negative, got {timeout!r} seconds")
-
-    @property
-    def reset_delay(self) -> timedelta:
-        return timedelta(seconds=self.reset_timeout)
 
 
 def _require_positive_int(name: str, value: object) -> None:
@@ -235,10 +231,10 @@ class TradingCircuitBreaker:
         self.config = config if config is not None else CircuitBreakerConfig()
         self.event_logger = event_logger
         self.name = name
-        self.clock = clock  # also sets how the breaker reads it (see the property)
         self._lock = threading.RLock()
-        self._failure_count = 0
         self._opened_at: Instant | None = None
+        self.clock = clock  # also sets how the breaker reads it (see the property)
+        self._failure_count = 0
         self._half_open_successes = 0
         self._state: _BreakerState = _Closed(self)
 
@@ -273,11 +269,12 @@ class TradingCircuitBreaker:
         ~0.16 µs for ``datetime.now``; its events then carry integers the shipper converts in one Arrow
         pass); an injected clock as the datetimes it returns. ``opened_at`` and the reset timeout are
         kept in the same unit, so one breaker never compares the two kinds."""
-        opened = None if getattr(self, "_opened_at", None) is None else as_datetime(self._opened_at)  # type: ignore[arg-type]
-        self._clock = clock
-        self._now = reader(clock)
-        self._reset_delay = span(clock, self.config.reset_timeout)
-        self._opened_at = None if opened is None else instant_of(clock, opened)
+        with self._lock:  # a decision in flight never sees the instants of two clocks
+            opened = self.opened_at
+            self._clock = clock
+            self._now = reader(clock)
+            self._reset_delay = span(clock, self.config.reset_timeout)
+            self._opened_at = None if opened is None else instant_of(clock, opened)
 
     @property
     def half_open_successes(self) -> int:
